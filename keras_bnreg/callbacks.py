@@ -1,0 +1,57 @@
+"""Small callbacks a run needs beside the monitor: timing, divergence, history file."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from keras_bnreg import files
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Puts `epoch_seconds` (training + validation, before the monitor) into logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training as soon as the loss is not finite (checked after every compiled call)."""
+
+    def on_train_begin(self, logs=None):
+        self.diverged = False
+
+    def _check(self, logs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.diverged = True
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Rewrites `path` atomically after every epoch, so a stop keeps every finished epoch."""
+
+    def __init__(self, path, columns):
+        super().__init__()
+        self.path = path
+        self.columns = list(columns)
+
+    def on_train_begin(self, logs=None):
+        self.rows = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        self.rows.append(row)
+        files.write_csv(self.path, self.rows, self.columns)

@@ -1,0 +1,199 @@
+"""One training run: a RunConfig in, a run directory out. Every caller goes through `run`.
+
+Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<name>/`:
+`config.json`, `history.csv` (one row per epoch, rewritten atomically after each),
+`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`; the model goes
+to `<models_dir>/<name>.keras`.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_bnreg import data, files, measures, paper
+from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter
+from keras_bnreg.config import RunConfig
+from keras_bnreg.models import build_mlp
+from keras_bnreg.monitor import RegularizationMonitor
+
+STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
+HISTORY_BASE = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # completed | diverged | interrupted
+    run_dir: Path
+    model_path: Path | None
+    summary: dict
+
+    @property
+    def exit_code(self) -> int:
+        return STATUS_EXIT_CODES[self.status]
+
+
+def package_versions() -> dict:
+    import scipy
+    import tensorflow as tf
+
+    versions = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+    if "tensorflow_datasets" in sys.modules:
+        versions["tensorflow_datasets"] = sys.modules["tensorflow_datasets"].__version__
+    versions["platform"] = platform.platform()
+    return versions
+
+
+def history_columns(layer_names) -> list[str]:
+    """history.csv columns: base metrics, first layer unprefixed, other layers prefixed."""
+    columns = list(HISTORY_BASE)
+    for index, name in enumerate(layer_names):
+        prefix = "" if index == 0 else f"{name}_"
+        columns += [f"{prefix}{col}_mean" for col in measures.HISTORY_MEANS]
+        columns += [f"{prefix}{col}_std" for col in measures.HISTORY_STDS]
+    return columns + ["monitor_seconds"]
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit TensorFlow's thread pools (must happen before TF runs its first op)."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        print("warning: TensorFlow already started; --threads ignored", file=sys.stderr)
+
+
+def build_model(config: RunConfig):
+    """The paper's MLP, compiled as the config says."""
+    model = build_mlp(
+        config.hidden,
+        init_std=config.init_std,
+        bn_epsilon=config.epsilons,
+        bn_momentum=config.bn_momentum,
+        seed=config.seed,
+    )
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    model.compile(
+        optimizer=optimizers[config.optimizer](learning_rate=config.lr),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunResult:
+    """Train one model and write its run directory; the one code path for a run.
+
+    Args:
+        config: the run's configuration (validated here).
+        dataset: a prepared `data.Dataset`; loaded from `config` when None.
+        verbose: Keras's `fit` verbosity.
+        notify: callable for one-line notices (default: print to stderr).
+
+    Raises:
+        ConfigError, DataError: bad input, before anything is written.
+    """
+    config.validate()
+    set_threads(config.threads)
+    if dataset is None:
+        dataset = data.load(
+            config.data,
+            amplitude=config.amplitude,
+            snr=config.snr,
+            noise_seed=config.noise_seed,
+            seed=config.seed,
+            data_dir=config.data_dir,
+            notify=notify,
+        )
+    started = time.time()
+    run_dir = Path(config.out) / config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("summary.json", "history.csv", "nodes.csv"):
+        (run_dir / stale).unlink(missing_ok=True)
+    for stale in run_dir.glob("nodes_*.csv"):
+        stale.unlink()
+    files.write_json(run_dir / "config.json", config.to_dict())
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config)
+    monitor = RegularizationMonitor(
+        dataset.x_train,
+        every=config.monitor_every,
+        chunk_size=config.monitor_chunk,
+        tensorboard_dir=None if config.tensorboard is None else Path(config.tensorboard) / "nodes",
+    )
+    layer_names = [layer.name for layer in model.layers if layer.name.endswith("_bn")]
+    layer_names = [name[: -len("_bn")] for name in layer_names]
+    writer = HistoryWriter(run_dir / "history.csv", history_columns(layer_names))
+    guard = DivergenceGuard()
+    callbacks = [EpochTimer(), guard, monitor, writer]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(config.tensorboard, histogram_freq=0))
+
+    status = "completed"
+    try:
+        model.fit(
+            dataset.x_train,
+            keras.utils.to_categorical(dataset.y_train, 10),
+            validation_data=(dataset.x_test, keras.utils.to_categorical(dataset.y_test, 10)),
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        if guard.diverged:
+            status = "diverged"
+    except KeyboardInterrupt:
+        status = "interrupted"
+
+    model_path = None
+    if status == "completed":
+        for index, (name, table) in enumerate(monitor.latest.items()):
+            path = run_dir / ("nodes.csv" if index == 0 else f"nodes_{name}.csv")
+            rows = [
+                {"node": j, **{c: float(table[c][j]) for c in table}}
+                for j in range(len(table["alpha"]))
+            ]
+            files.write_csv(path, rows, ["node", *measures.NODE_COLUMNS])
+        if config.save_model:
+            model_path = Path(config.models_dir) / f"{config.name}.keras"
+            with files.atomic_path(model_path, suffix=".keras") as tmp:
+                model.save(tmp)
+    summary = _summary(config, dataset, status, writer.rows, model_path, started)
+    files.write_json(run_dir / "summary.json", summary)
+    return RunResult(status, run_dir, model_path, summary)
+
+
+def _summary(config, dataset, status, rows, model_path, started) -> dict:
+    last = rows[-1] if rows else {}
+    reference = paper.reference_row(config.amplitude, config.snr)
+    return {
+        "status": status,
+        "run_name": config.name,
+        "epochs_completed": len(rows),
+        "final": {k: v for k, v in last.items() if k not in ("epoch",)},
+        "data": dataset.describe(),
+        "paper": None if reference is None else {"table": reference[0], **reference[1]},
+        "model_path": None if model_path is None else str(model_path),
+        "versions": package_versions(),
+        "wall_seconds": time.time() - started,
+    }

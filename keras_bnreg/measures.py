@@ -1,0 +1,153 @@
+"""Per-node quantities of a Dense+BN pair, as pure NumPy functions.
+
+This is where alpha is computed. For node j of a Dense layer with kernel column `w_j`
+and the inputs `x` that enter that layer:
+
+- alpha: `sqrt(mean_x (w_j^T x)^2) = sqrt(w_j^T R w_j)` with the uncentred
+  `R = E[x x^T]` (the paper's Eq. 2-11), kernel only, no bias.
+- alpha_centered: `sqrt(w_j^T Cov(x) w_j)`, the batch standard deviation BN divides by.
+- alpha_moving: `sqrt(moving_variance_j + (moving_mean_j - b_j)^2)`, BN's own running
+  estimate of `E[(w_j^T x)^2]` (its statistics see `w_j^T x + b_j`).
+- effective (BN) weight: `w_bn_j = gamma_j * w_j / sqrt(moving_variance_j + epsilon)`,
+  with folded bias, so that in inference mode `BN(Dense(x)) == x @ w_bn + b_bn`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Per-node columns in the order nodes.csv writes them.
+NODE_COLUMNS = (
+    "l1",
+    "l2",
+    "l1_bn",
+    "l2_bn",
+    "alpha",
+    "alpha_centered",
+    "alpha_moving",
+    "gamma",
+    "beta",
+    "moving_mean",
+    "moving_variance",
+)
+# Per-node columns whose mean over nodes goes into the per-epoch history.
+HISTORY_MEANS = ("l1", "l2", "l1_bn", "l2_bn", "alpha", "alpha_centered", "alpha_moving")
+# Per-node columns whose spread over nodes also goes into the history.
+HISTORY_STDS = ("alpha",)
+
+
+def fold_batchnorm(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon):
+    """Fold an inference-mode BN into the Dense layer before it.
+
+    `BN(x @ w + b) = gamma * (x @ w + b - moving_mean) / sqrt(moving_variance + epsilon) + beta`
+    `             = x @ w_bn + b_bn`, with
+    `w_bn = w * gamma / sqrt(moving_variance + epsilon)` (column-wise) and
+    `b_bn = (b - moving_mean) * gamma / sqrt(moving_variance + epsilon) + beta`.
+
+    Args:
+        kernel: Dense kernel, shape (d, n).
+        bias: Dense bias, shape (n,), or None for a Dense layer without bias.
+        gamma, beta, moving_mean, moving_variance: BN parameters, shape (n,).
+        epsilon: BN's epsilon (scalar > 0).
+
+    Returns:
+        `(w_bn, b_bn)` with shapes (d, n) and (n,), float64.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2:
+        raise ValueError(f"kernel must be 2-D (inputs, nodes). Received: shape {kernel.shape}")
+    n = kernel.shape[1]
+    arrays = {
+        "gamma": gamma,
+        "beta": beta,
+        "moving_mean": moving_mean,
+        "moving_variance": moving_variance,
+        "bias": np.zeros(n) if bias is None else bias,
+    }
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    for name, value in arrays.items():
+        if value.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},). Received: shape {value.shape}")
+    if np.any(arrays["moving_variance"] < 0):
+        raise ValueError("moving_variance must be >= 0. Received: a negative entry")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be > 0. Received: {epsilon}")
+    scale = arrays["gamma"] / np.sqrt(arrays["moving_variance"] + epsilon)
+    w_bn = kernel * scale
+    b_bn = (arrays["bias"] - arrays["moving_mean"]) * scale + arrays["beta"]
+    return w_bn, b_bn
+
+
+def alphas_from_moments(count, sum_z, sum_z2):
+    """alpha and centred alpha per node from projection moments streamed in chunks.
+
+    With `z = x @ w_j` over the `count` inputs x, `sum_z = sum z` and `sum_z2 = sum z^2`:
+
+    `alpha_j = sqrt(sum_z2_j / count)` (uncentred `sqrt(w_j^T R w_j)`) and
+    `alpha_centered_j = sqrt(sum_z2_j / count - (sum_z_j / count)^2)`
+    (`sqrt(w_j^T Cov(x) w_j)`, clipped at 0 against rounding).
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1. Received: {count}")
+    second = np.asarray(sum_z2, dtype=np.float64) / count
+    mean = np.asarray(sum_z, dtype=np.float64) / count
+    return np.sqrt(second), np.sqrt(np.maximum(second - mean**2, 0.0))
+
+
+def alpha_from_second_moment(kernel, second_moment):
+    """`alpha_j = sqrt(w_j^T R w_j)` for every column of `kernel`, given `R = E[x x^T]`."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    second_moment = np.asarray(second_moment, dtype=np.float64)
+    d = kernel.shape[0]
+    if second_moment.shape != (d, d):
+        raise ValueError(
+            f"second_moment must have shape ({d}, {d}). Received: shape {second_moment.shape}"
+        )
+    quadratic = np.einsum("ij,ij->j", second_moment @ kernel, kernel)
+    return np.sqrt(np.maximum(quadratic, 0.0))
+
+
+def alpha_moving(moving_mean, moving_variance, bias=None):
+    """BN's running estimate of alpha: `sqrt(moving_variance + (moving_mean - b)^2)`.
+
+    BN's statistics see `w^T x + b`, so `moving_mean - b` estimates `E[w^T x]` and
+    `moving_variance + (moving_mean - b)^2` estimates `E[(w^T x)^2]`.
+    """
+    moving_mean = np.asarray(moving_mean, dtype=np.float64)
+    bias = np.zeros_like(moving_mean) if bias is None else np.asarray(bias, np.float64)
+    return np.sqrt(np.asarray(moving_variance, dtype=np.float64) + (moving_mean - bias) ** 2)
+
+
+def node_norms(kernel):
+    """L1 and L2 norm of each node's weight vector (each column of `kernel`)."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return np.abs(kernel).sum(axis=0), np.sqrt((kernel**2).sum(axis=0))
+
+
+def node_table(
+    kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon, alpha, alpha_centered
+):
+    """All per-node columns of NODE_COLUMNS for one Dense+BN pair, as float64 arrays."""
+    w_bn, _ = fold_batchnorm(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon)
+    l1, l2 = node_norms(kernel)
+    l1_bn, l2_bn = node_norms(w_bn)
+    return {
+        "l1": l1,
+        "l2": l2,
+        "l1_bn": l1_bn,
+        "l2_bn": l2_bn,
+        "alpha": np.asarray(alpha, dtype=np.float64),
+        "alpha_centered": np.asarray(alpha_centered, dtype=np.float64),
+        "alpha_moving": alpha_moving(moving_mean, moving_variance, bias),
+        "gamma": np.asarray(gamma, dtype=np.float64),
+        "beta": np.asarray(beta, dtype=np.float64),
+        "moving_mean": np.asarray(moving_mean, dtype=np.float64),
+        "moving_variance": np.asarray(moving_variance, dtype=np.float64),
+    }
+
+
+def summarize(table, prefix=""):
+    """Scalar summaries over nodes for the history: `<prefix><col>_mean`, `alpha_std`."""
+    out = {f"{prefix}{col}_mean": float(np.mean(table[col])) for col in HISTORY_MEANS}
+    out.update({f"{prefix}{col}_std": float(np.std(table[col])) for col in HISTORY_STDS})
+    return out

@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_bnreg import InspectableBatchNormalization, build_mlp, dense_bn_pairs
+
+
+def trained_like_layer(n=6, seed=0):
+    """An InspectableBatchNormalization with non-trivial gamma, beta and statistics."""
+    rng = np.random.default_rng(seed)
+    layer = InspectableBatchNormalization(epsilon=1e-3, momentum=0.9)
+    layer.build((None, n))
+    layer.gamma.assign(rng.uniform(0.5, 2, n))
+    layer.beta.assign(rng.normal(size=n))
+    layer.moving_mean.assign(rng.normal(size=n))
+    layer.moving_variance.assign(rng.uniform(0.2, 3, n))
+    return layer
+
+
+def test_training_mode_exposes_batch_statistics_and_matches_keras_bn():
+    rng = np.random.default_rng(1)
+    x = rng.normal(loc=1.5, scale=2.0, size=(64, 6)).astype("float32")
+    inspectable = trained_like_layer()
+    plain = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9)
+    plain.build((None, 6))
+    plain.set_weights(inspectable.get_weights()[:4])
+    out_inspectable = inspectable(x, training=True).numpy()
+    out_plain = plain(x, training=True).numpy()
+    np.testing.assert_allclose(out_inspectable, out_plain, rtol=1e-6, atol=1e-6)
+    stats = inspectable.statistics()
+    np.testing.assert_allclose(stats["batch_mean"], x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["batch_variance"], x.var(0), rtol=1e-5)  # biased
+    np.testing.assert_allclose(stats["moving_mean"], plain.moving_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(stats["moving_variance"], plain.moving_variance.numpy(), rtol=1e-6)
+
+
+def test_inference_mode_leaves_batch_statistics_alone():
+    layer = trained_like_layer()
+    before = layer.statistics()
+    layer(np.ones((8, 6), "float32"), training=False)
+    after = layer.statistics()
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+
+
+def test_folding_identity_in_inference_mode():
+    rng = np.random.default_rng(2)
+    kernel, bias = rng.normal(size=(10, 6)), rng.normal(size=6)
+    layer = trained_like_layer()
+    x = rng.normal(size=(40, 10))
+    expected = layer((x @ kernel + bias).astype("float32"), training=False).numpy()
+    w_bn, b_bn = layer.fold(kernel, bias)
+    np.testing.assert_allclose(x @ w_bn + b_bn, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_folding_identity_on_a_trained_model_layer(small_dataset):
+    model = build_mlp((16,), seed=0)
+    model.compile("adam", "categorical_crossentropy")
+    y = keras.utils.to_categorical(small_dataset.y_train, 10)
+    model.fit(small_dataset.x_train, y, epochs=1, batch_size=64, verbose=0)
+    pair = dense_bn_pairs(model)[0]
+    x = small_dataset.x_test[:50]
+    probe = keras.Model(model.inputs[0], pair.bn.output)
+    expected = probe(x, training=False).numpy()
+    w_bn, b_bn = pair.bn.fold(pair.dense.kernel, pair.dense.bias)
+    np.testing.assert_allclose(x @ w_bn + b_bn, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_config_round_trip():
+    layer = InspectableBatchNormalization(epsilon=0.25, momentum=0.5, name="bn")
+    clone = InspectableBatchNormalization.from_config(layer.get_config())
+    assert clone.epsilon == 0.25 and clone.momentum == 0.5 and clone.name == "bn"
+
+
+def test_saved_model_round_trip_gives_identical_predictions(tmp_path, small_dataset):
+    model = build_mlp((12, 8), seed=3)
+    model.compile("adam", "categorical_crossentropy")
+    y = keras.utils.to_categorical(small_dataset.y_train, 10)
+    model.fit(small_dataset.x_train, y, epochs=1, batch_size=64, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded.get_layer("hidden1_bn"), InspectableBatchNormalization)
+    np.testing.assert_array_equal(
+        loaded.predict(small_dataset.x_test, verbose=0),
+        model.predict(small_dataset.x_test, verbose=0),
+    )
+    for name in ("hidden1_bn", "output_bn"):
+        for key, value in model.get_layer(name).statistics().items():
+            np.testing.assert_array_equal(loaded.get_layer(name).statistics()[key], value)
+
+
+def test_build_mlp_structure_and_epsilons():
+    model = build_mlp((300,), bn_epsilon=(1e-5, 0.1))
+    pairs = dense_bn_pairs(model)
+    assert [p.name for p in pairs] == ["hidden1", "output"]
+    assert [p.bn.epsilon for p in pairs] == [1e-5, 0.1]
+    assert model.count_params() == 784 * 300 + 300 + 4 * 300 + 300 * 10 + 10 + 4 * 10 + 4 * 310
+    with pytest.raises(ValueError, match="bn_epsilon needs 1 or 2 values"):
+        build_mlp((300,), bn_epsilon=(1e-3, 1e-3, 1e-3))
+
+
+def test_initial_kernel_std_follows_init_std():
+    kernel = dense_bn_pairs(build_mlp((300,), init_std=0.01, seed=5))[0].dense.kernel.numpy()
+    assert kernel.std() == pytest.approx(0.01, rel=0.02)

@@ -1,0 +1,92 @@
+"""Every column the monitor reports equals a direct NumPy computation."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_bnreg import RegularizationMonitor, build_mlp, dense_bn_pairs, measures
+
+
+@pytest.fixture(scope="module")
+def trained(small_dataset):
+    keras.utils.set_random_seed(0)
+    model = build_mlp((24, 12), bn_epsilon=(1e-3, 1e-2, 1e-1), seed=0)
+    model.compile(keras.optimizers.Adam(0.1), "categorical_crossentropy")
+    monitor = RegularizationMonitor(small_dataset.x_train, every=2, chunk_size=77)
+    history = model.fit(
+        small_dataset.x_train, keras.utils.to_categorical(small_dataset.y_train, 10),
+        epochs=3, batch_size=128, verbose=0, callbacks=[monitor],
+    )
+    return model, monitor, history
+
+
+def direct_inputs(model, x):
+    """The real activations that enter each Dense layer, from Keras in inference mode."""
+    pairs = dense_bn_pairs(model)
+    probe = keras.Model(model.inputs[0], [p.dense.input for p in pairs])
+    return dict(zip([p.name for p in pairs], [a.numpy().astype(np.float64) for a in probe(x)]))
+
+
+def test_every_column_equals_direct_numpy(trained, small_dataset):
+    model, monitor, _ = trained
+    inputs = direct_inputs(model, small_dataset.x_train)
+    assert list(monitor.latest) == ["hidden1", "hidden2", "output"]
+    for pair in dense_bn_pairs(model):
+        table = monitor.latest[pair.name]
+        x = inputs[pair.name]
+        kernel = pair.dense.kernel.numpy().astype(np.float64)
+        bias = pair.dense.bias.numpy().astype(np.float64)
+        gamma, beta = pair.bn.gamma.numpy(), pair.bn.beta.numpy()
+        mean, var = pair.bn.moving_mean.numpy(), pair.bn.moving_variance.numpy()
+        z = x @ kernel
+        scale = gamma / np.sqrt(var + pair.bn.epsilon)
+        expected = {
+            "alpha": np.sqrt((z**2).mean(0)),
+            "alpha_centered": np.sqrt(np.diag(kernel.T @ np.cov(x, rowvar=False, bias=True) @ kernel)),
+            "alpha_moving": np.sqrt(var + (mean - bias) ** 2),
+            "l1": np.abs(kernel).sum(0),
+            "l2": np.sqrt((kernel**2).sum(0)),
+            "l1_bn": np.abs(kernel * scale).sum(0),
+            "l2_bn": np.sqrt(((kernel * scale) ** 2).sum(0)),
+            "gamma": gamma, "beta": beta, "moving_mean": mean, "moving_variance": var,
+        }
+        assert set(table) == set(expected)
+        for column, value in expected.items():
+            np.testing.assert_allclose(table[column], value, rtol=2e-5, atol=1e-6,
+                                       err_msg=f"{pair.name}.{column}")
+
+
+def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
+    model, monitor, _ = trained
+    kernel = model.get_layer("hidden1").kernel.numpy().astype(np.float64)
+    x = small_dataset.x_train.astype(np.float64)
+    np.testing.assert_allclose(
+        monitor.latest["hidden1"]["alpha"],
+        measures.alpha_from_second_moment(kernel, x.T @ x / len(x)), rtol=2e-5)
+
+
+def test_logs_and_schedule(trained):
+    _, monitor, history = trained
+    # every=2 over 3 epochs: epochs 2 and 3 (the last) are measured, epoch 1 is not.
+    assert [record["epoch"] for record in monitor.records] == [2, 3]
+    assert len(history.history["alpha_mean"]) == 2
+    last = monitor.latest
+    assert history.history["alpha_mean"][-1] == pytest.approx(last["hidden1"]["alpha"].mean())
+    assert history.history["alpha_std"][-1] == pytest.approx(last["hidden1"]["alpha"].std())
+    assert history.history["output_l2_bn_mean"][-1] == pytest.approx(last["output"]["l2_bn"].mean())
+    assert "hidden2_alpha_moving_mean" in history.history
+
+
+def test_measure_does_not_change_the_model(trained, small_dataset):
+    model, monitor, _ = trained
+    before = [w.copy() for w in model.get_weights()]
+    first = monitor.measure()
+    second = monitor.measure()
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first["output"]["alpha"], second["output"]["alpha"])
+
+
+def test_rejects_bad_schedule():
+    with pytest.raises(ValueError, match="every and chunk_size"):
+        RegularizationMonitor(np.zeros((2, 784)), every=0)

@@ -1,0 +1,170 @@
+"""train.py end to end on a small data file: outputs, exit codes, determinism, faults."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_npz
+
+TIMING_COLUMNS = {"epoch_seconds", "monitor_seconds"}
+
+
+def train(tmp_path, *args, timeout=240):
+    command = [sys.executable, str(ROOT / "train.py"), "--out", str(tmp_path / "runs"),
+               "--models-dir", str(tmp_path / "models"), "--quiet", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, small_npz):
+    tmp = tmp_path_factory.mktemp("train")
+    result = train(tmp, "--data", small_npz, "--amplitude", 4, "--epochs", 2, "--hidden", 32, 16)
+    return tmp, result
+
+
+def test_end_to_end_outputs(finished):
+    tmp, result = finished
+    assert result.returncode == 0, result.stderr
+    run = tmp / "runs" / "amp4_seed0"
+    history = read_rows(run / "history.csv")
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "l1_mean",
+                   "l2_mean", "l1_bn_mean", "l2_bn_mean", "alpha_mean", "alpha_std",
+                   "alpha_centered_mean", "alpha_moving_mean", "hidden2_alpha_mean",
+                   "output_alpha_mean"):
+        assert all(row[column] != "" for row in history), column
+    nodes = read_rows(run / "nodes.csv")
+    assert len(nodes) == 32
+    assert list(nodes[0]) == ["node", "l1", "l2", "l1_bn", "l2_bn", "alpha", "alpha_centered",
+                              "alpha_moving", "gamma", "beta", "moving_mean", "moving_variance"]
+    assert len(read_rows(run / "nodes_hidden2.csv")) == 16
+    assert len(read_rows(run / "nodes_output.csv")) == 10
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["data"]["source"] == "npz"
+    assert (summary["data"]["n_train"], summary["data"]["n_test"]) == (600, 200)
+    assert summary["paper"]["table"] == "Table I" and summary["paper"]["l2"] == 0.0077
+    assert {"tensorflow", "keras", "numpy"} <= set(summary["versions"])
+    assert float(history[-1]["alpha_mean"]) == pytest.approx(summary["final"]["alpha_mean"])
+    config = json.loads((run / "config.json").read_text())
+    assert config["amplitude"] == 4.0 and config["hidden"] == [32, 16]
+    assert (tmp / "models" / "amp4_seed0.keras").is_file()
+    assert "Table I" in result.stdout and "alpha = sqrt(w^T R w)" in result.stdout
+    assert not list(run.glob(".*.tmp")), "temp files left behind"
+
+
+def test_same_seed_same_numbers(finished, small_npz, tmp_path):
+    first_tmp, _ = finished
+    again = train(tmp_path, "--data", small_npz, "--amplitude", 4, "--epochs", 2,
+                  "--hidden", 32, 16)
+    assert again.returncode == 0, again.stderr
+    for name in ("history.csv", "nodes.csv", "nodes_output.csv"):
+        first = read_rows(first_tmp / "runs" / "amp4_seed0" / name)
+        second = read_rows(tmp_path / "runs" / "amp4_seed0" / name)
+        strip = [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in first]
+        assert strip == [{k: v for k, v in row.items() if k not in TIMING_COLUMNS}
+                         for row in second], name
+
+
+def test_inspect_loads_the_saved_model(finished, small_npz):
+    tmp, _ = finished
+    model = tmp / "models" / "amp4_seed0.keras"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_bnreg.inspect", str(model), "--data", str(small_npz),
+         "--amplitude", "4"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line}
+    nodes = read_rows(tmp / "runs" / "amp4_seed0" / "nodes.csv")
+    alpha = np.mean([float(row["alpha"]) for row in nodes])
+    assert float(lines["hidden1"][-2]) == pytest.approx(alpha, rel=1e-3)
+
+
+BAD_INPUTS = [
+    (["--amplitude", "0"], "amplitude must be a finite number > 0. Received: 0.0"),
+    (["--amplitude", "nan"], "amplitude must be a finite number > 0"),
+    (["--snr", "-2"], "snr must be a finite number > 0"),
+    (["--epochs", "0"], "epochs must be an integer >= 1"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--lr", "0"], "lr must be a finite number > 0"),
+    (["--init-std", "-1"], "init_std must be a finite number > 0"),
+    (["--epochs", "ten"], "invalid int value"),
+    (["--optimizer", "rmsprop"], "invalid choice"),
+    (["--data", "does/not/exist.npz"], "does/not/exist.npz"),
+    (["--bn-epsilon", "1e-3", "1e-3", "1e-3"], "bn_epsilon takes 1 value"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, capsys):
+    import train as train_module
+
+    with pytest.raises(SystemExit) as stop:
+        train_module.main(["--out", str(tmp_path / "runs"), "--models-dir",
+                           str(tmp_path / "models"), "--quiet", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("make_file, message", [
+    (lambda p: np.savez(p, x_train=np.zeros((3, 28, 28))), "y_train"),
+    (lambda p: Path(p).write_bytes(b"not a zip"), ""),
+])
+def test_bad_data_file_in_a_real_process(make_file, message, tmp_path):
+    path = tmp_path / "bad.npz"
+    make_file(path)
+    result = train(tmp_path, "--data", path)
+    assert result.returncode == 2
+    err = result.stderr.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
+
+
+def test_divergence_stops_with_exit_3_and_keeps_history(tmp_path, small_npz):
+    result = train(tmp_path, "--data", small_npz, "--epochs", 3, "--hidden", 8,
+                   "--optimizer", "sgd", "--lr", "1e38", "--steps-per-execution", 1)
+    assert result.returncode == 3, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "runs" / "amp1_seed0" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert (tmp_path / "runs" / "amp1_seed0" / "history.csv").is_file()
+    assert not (tmp_path / "models").exists()
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_marks_the_run_interrupted_with_exit_130(tmp_path):
+    data = write_npz(tmp_path / "mnist.npz", n_train=2000, n_test=100)
+    command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--epochs", "500",
+               "--hidden", "16", "--out", str(tmp_path / "runs"), "--models-dir",
+               str(tmp_path / "models"), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=tmp_path)
+    history = tmp_path / "runs" / "amp1_seed0" / "history.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (history.exists() and len(read_rows(history)) >= 2):
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    summary = json.loads((tmp_path / "runs" / "amp1_seed0" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["epochs_completed"] == len(read_rows(history)) >= 2
+    assert not (tmp_path / "models").exists()
+    assert "Traceback" not in stderr
