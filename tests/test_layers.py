@@ -95,7 +95,8 @@ def test_build_mlp_structure_and_epsilons():
     pairs = dense_bn_pairs(model)
     assert [p.name for p in pairs] == ["hidden1", "output"]
     assert [p.bn.epsilon for p in pairs] == [1e-5, 0.1]
-    assert model.count_params() == 784 * 300 + 300 + 4 * 300 + 300 * 10 + 10 + 4 * 10 + 4 * 310
+    # Dense kernel + bias; BN gamma, beta, moving mean/variance, batch mean/variance.
+    assert model.count_params() == (784 * 300 + 300) + 6 * 300 + (300 * 10 + 10) + 6 * 10
     with pytest.raises(ValueError, match="bn_epsilon needs 1 or 2 values"):
         build_mlp((300,), bn_epsilon=(1e-3, 1e-3, 1e-3))
 

