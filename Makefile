@@ -13,6 +13,8 @@ $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	@# Put this checkout on the venv's path, so `python -m keras_bnreg.inspect` works anywhere.
+	$(PY) -c 'import os, sysconfig; open(os.path.join(sysconfig.get_paths()["purelib"], "keras_bnreg_checkout.pth"), "w").write(os.getcwd() + "\n")'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -6,7 +6,7 @@ Importing the package registers its Keras layer, so saved models load with plain
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide the CPU-only cuInit error
 
 from keras_bnreg.config import RunConfig  # noqa: E402
 from keras_bnreg.layers import InspectableBatchNormalization  # noqa: E402
