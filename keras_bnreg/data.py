@@ -206,14 +206,22 @@ def _load_tfds(data_dir, download) -> RawMnist:
             split=["train", "test"],
             data_dir=data_dir,
             as_supervised=True,
-            batch_size=-1,
             download=download,
         )
+        # Batches of 10,000 rather than batch_size=-1, which aborts TensorFlow on datasets
+        # of unknown cardinality (tfds.testing.mock_data).
+        arrays = []
+        for split in splits:
+            batches = list(tfds.as_numpy(split.batch(10_000)))
+            arrays += [
+                np.concatenate([b[0] for b in batches]),
+                np.concatenate([b[1] for b in batches]),
+            ]
     except Exception as error:
-        raise DataError(f"tfds could not load mnist: {str(error).splitlines()[0][:200]}") from None
-    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
+        message = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise DataError(f"tfds could not load mnist: {message}") from None
     location = str(data_dir) if data_dir else "tfds default data dir"
-    return _validated(x_train, y_train, x_test, y_test, "tfds", location)
+    return _validated(*arrays, "tfds", location)
 
 
 def _load_bundled(seed) -> RawMnist:
@@ -227,9 +235,12 @@ def _load_bundled(seed) -> RawMnist:
     for digit in range(10):
         test[np.flatnonzero(labels == digit)[:BUNDLED_TEST_PER_CLASS]] = True
     images = images.reshape(-1, 28, 28)
+    # Taking each class's first 100 as test leaves the train order biased towards the
+    # classes that filled their quota first: shuffle each split once more.
+    train, test = rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
     return _validated(
-        images[~test],
-        labels[~test],
+        images[train],
+        labels[train],
         images[test],
         labels[test],
         "bundled",
