@@ -84,6 +84,13 @@ def argparser() -> ArgumentParser:
         help="measure alpha and norms every N epochs (default: 1)",
     )
     add(
+        "--monitor-deep-every",
+        type=int,
+        default=defaults.monitor_deep_every,
+        help="measure deeper layers' data-based alpha every N epochs and at the last "
+        "(each costs one forward pass over the training inputs; default: 10)",
+    )
+    add(
         "--monitor-chunk",
         type=int,
         default=defaults.monitor_chunk,
@@ -128,6 +135,7 @@ def config_from_args(args) -> RunConfig:
         seed=args.seed,
         monitor_every=args.monitor_every,
         monitor_chunk=args.monitor_chunk,
+        monitor_deep_every=args.monitor_deep_every,
         tensorboard=args.tensorboard,
         out=args.out,
         models_dir=args.models_dir,
@@ -146,9 +154,8 @@ def main(argv=None) -> int:
     except ConfigError as error:
         fail(error)
     try:
-        from keras_bnreg.data import DataError
-
         from keras_bnreg import experiment, report
+        from keras_bnreg.data import DataError
 
         try:
             result = experiment.run(config, verbose=0 if args.quiet else "auto")

@@ -36,7 +36,8 @@ class RunConfig:
     seed: int = 0  # keras.utils.set_random_seed: init, shuffling
     # measurement
     monitor_every: int = 1  # measure alpha and norms every N epochs (and at the last)
-    monitor_chunk: int = 8192  # rows per chunk of the monitor's forward pass
+    monitor_chunk: int = 8192  # rows per chunk of the monitor's streamed passes
+    monitor_deep_every: int = 10  # deeper layers' data-based alpha every N epochs and the last
     tensorboard: str | None = None  # directory for TensorBoard scalars and histograms
     # speed
     steps_per_execution: int = 32  # training steps per compiled call
@@ -99,7 +100,13 @@ class RunConfig:
             _positive_finite("snr", self.snr)
         _positive_finite("lr", self.lr)
         _positive_finite("init_std", self.init_std)
-        for name in ("epochs", "batch_size", "monitor_every", "monitor_chunk"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "monitor_every",
+            "monitor_chunk",
+            "monitor_deep_every",
+        ):
             _at_least_one(name, getattr(self, name))
         _at_least_one("steps_per_execution", self.steps_per_execution)
         if self.threads is not None:

@@ -99,6 +99,20 @@ def build_model(config: RunConfig):
     return model
 
 
+def train_model(model, dataset, config: RunConfig, callbacks, verbose="auto"):
+    """`model.fit` as every run does it: one-hot labels, the test split for validation."""
+    return model.fit(
+        dataset.x_train,
+        keras.utils.to_categorical(dataset.y_train, 10),
+        validation_data=(dataset.x_test, keras.utils.to_categorical(dataset.y_test, 10)),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+
+
 def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunResult:
     """Train one model and write its run directory; the one code path for a run.
 
@@ -138,6 +152,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
         dataset.x_train,
         every=config.monitor_every,
         chunk_size=config.monitor_chunk,
+        deep_every=config.monitor_deep_every,
         tensorboard_dir=None if config.tensorboard is None else Path(config.tensorboard) / "nodes",
     )
     layer_names = [layer.name for layer in model.layers if layer.name.endswith("_bn")]
@@ -150,16 +165,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
 
     status = "completed"
     try:
-        model.fit(
-            dataset.x_train,
-            keras.utils.to_categorical(dataset.y_train, 10),
-            validation_data=(dataset.x_test, keras.utils.to_categorical(dataset.y_test, 10)),
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+        train_model(model, dataset, config, callbacks, verbose=verbose)
         if guard.diverged:
             status = "diverged"
     except KeyboardInterrupt:

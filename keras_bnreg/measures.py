@@ -107,6 +107,40 @@ def alpha_from_second_moment(kernel, second_moment):
     return np.sqrt(np.maximum(quadratic, 0.0))
 
 
+def input_moments(inputs, chunk_size=8192):
+    """`R = E[x x^T]` and `E[x]` over the rows of `inputs`, streamed in chunks (float64 sums).
+
+    Args:
+        inputs: shape (N, d).
+        chunk_size: rows per chunk (memory: chunk x d).
+
+    Returns:
+        `(second_moment, mean)` with shapes (d, d) and (d,).
+    """
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 2 or len(inputs) == 0:
+        raise ValueError(f"inputs must be a non-empty 2-D array. Received: shape {inputs.shape}")
+    d = inputs.shape[1]
+    second, total = np.zeros((d, d)), np.zeros(d)
+    for start in range(0, len(inputs), chunk_size):
+        chunk = inputs[start : start + chunk_size]
+        second += (chunk.T @ chunk).astype(np.float64)
+        total += chunk.sum(axis=0, dtype=np.float64)
+    return second / len(inputs), total / len(inputs)
+
+
+def alphas_from_input_moments(kernel, second_moment, mean):
+    """alpha and centred alpha per node from the input moments `R = E[x x^T]`, `E[x]`.
+
+    `alpha_j = sqrt(w_j^T R w_j)`, `alpha_centered_j = sqrt(w_j^T R w_j - (E[x]^T w_j)^2)`
+    (clipped at 0 against rounding): the same numbers `alphas_from_moments` gives from the
+    projections, without touching the N inputs again.
+    """
+    alpha = alpha_from_second_moment(kernel, second_moment)
+    mean_projection = np.asarray(mean, dtype=np.float64) @ np.asarray(kernel, dtype=np.float64)
+    return alpha, np.sqrt(np.maximum(alpha**2 - mean_projection**2, 0.0))
+
+
 def alpha_moving(moving_mean, moving_variance, bias=None):
     """BN's running estimate of alpha: `sqrt(moving_variance + (moving_mean - b)^2)`.
 

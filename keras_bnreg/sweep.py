@@ -63,16 +63,29 @@ def run_config(config_dict: dict) -> RunOutcome:
         status, message = result.status, ""
     except Exception as error:  # a failed run is reported, the sweep goes on
         status, message = "failed", f"{type(error).__name__}: {error}"
-    return RunOutcome(config.name, status, str(Path(config.out) / config.name),
-                      time.perf_counter() - start, message)
+    return RunOutcome(
+        config.name,
+        status,
+        str(Path(config.out) / config.name),
+        time.perf_counter() - start,
+        message,
+    )
 
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def run_sweep(configs, *, jobs=None, executor="local", address=None, cpus_per_run=1,
-              progress=True, description="runs") -> list[RunOutcome]:
+def run_sweep(
+    configs,
+    *,
+    jobs=None,
+    executor="local",
+    address=None,
+    cpus_per_run=1,
+    progress=True,
+    description="runs",
+) -> list[RunOutcome]:
     """Run every config not already completed; return one outcome per config, in order.
 
     Args:
@@ -88,15 +101,17 @@ def run_sweep(configs, *, jobs=None, executor="local", address=None, cpus_per_ru
     if len(set(names)) != len(names):
         raise ValueError("sweep configs must have distinct run names")
     if executor not in EXECUTOR_NAMES:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTOR_NAMES)}. "
-                         f"Received: {executor!r}")
+        raise ValueError(
+            f"executor must be one of {', '.join(EXECUTOR_NAMES)}. Received: {executor!r}"
+        )
     configs = [c if c.threads is not None else c.replace(threads=cpus_per_run) for c in configs]
     outcomes = {}
     pending = []
     for config in configs:
         if is_complete(config):
-            outcomes[config.name] = RunOutcome(config.name, "skipped",
-                                               str(Path(config.out) / config.name), 0.0)
+            outcomes[config.name] = RunOutcome(
+                config.name, "skipped", str(Path(config.out) / config.name), 0.0
+            )
         else:
             pending.append(config)
     bar = _progress_bar(len(pending), description, progress, skipped=len(configs) - len(pending))
@@ -126,8 +141,9 @@ def _run_local(configs, jobs):
         for config in configs:
             yield run_config(config.to_dict())
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(configs)),
-                             mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(configs)), mp_context=get_context("spawn")
+    ) as pool:
         futures = [pool.submit(run_config, config.to_dict()) for config in configs]
         try:
             for future in as_completed(futures):

@@ -12,10 +12,14 @@ def trained(small_dataset):
     keras.utils.set_random_seed(0)
     model = build_mlp((24, 12), bn_epsilon=(1e-3, 1e-2, 1e-1), seed=0)
     model.compile(keras.optimizers.Adam(0.1), "categorical_crossentropy")
-    monitor = RegularizationMonitor(small_dataset.x_train, every=2, chunk_size=77)
+    monitor = RegularizationMonitor(small_dataset.x_train, every=2, chunk_size=77, deep_every=1)
     history = model.fit(
-        small_dataset.x_train, keras.utils.to_categorical(small_dataset.y_train, 10),
-        epochs=3, batch_size=128, verbose=0, callbacks=[monitor],
+        small_dataset.x_train,
+        keras.utils.to_categorical(small_dataset.y_train, 10),
+        epochs=3,
+        batch_size=128,
+        verbose=0,
+        callbacks=[monitor],
     )
     return model, monitor, history
 
@@ -42,18 +46,24 @@ def test_every_column_equals_direct_numpy(trained, small_dataset):
         scale = gamma / np.sqrt(var + pair.bn.epsilon)
         expected = {
             "alpha": np.sqrt((z**2).mean(0)),
-            "alpha_centered": np.sqrt(np.diag(kernel.T @ np.cov(x, rowvar=False, bias=True) @ kernel)),
+            "alpha_centered": np.sqrt(
+                np.diag(kernel.T @ np.cov(x, rowvar=False, bias=True) @ kernel)
+            ),
             "alpha_moving": np.sqrt(var + (mean - bias) ** 2),
             "l1": np.abs(kernel).sum(0),
             "l2": np.sqrt((kernel**2).sum(0)),
             "l1_bn": np.abs(kernel * scale).sum(0),
             "l2_bn": np.sqrt(((kernel * scale) ** 2).sum(0)),
-            "gamma": gamma, "beta": beta, "moving_mean": mean, "moving_variance": var,
+            "gamma": gamma,
+            "beta": beta,
+            "moving_mean": mean,
+            "moving_variance": var,
         }
         assert set(table) == set(expected)
         for column, value in expected.items():
-            np.testing.assert_allclose(table[column], value, rtol=2e-5, atol=1e-6,
-                                       err_msg=f"{pair.name}.{column}")
+            np.testing.assert_allclose(
+                table[column], value, rtol=2e-5, atol=1e-6, err_msg=f"{pair.name}.{column}"
+            )
 
 
 def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
@@ -62,7 +72,9 @@ def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
     x = small_dataset.x_train.astype(np.float64)
     np.testing.assert_allclose(
         monitor.latest["hidden1"]["alpha"],
-        measures.alpha_from_second_moment(kernel, x.T @ x / len(x)), rtol=2e-5)
+        measures.alpha_from_second_moment(kernel, x.T @ x / len(x)),
+        rtol=2e-5,
+    )
 
 
 def test_logs_and_schedule(trained):
@@ -87,6 +99,51 @@ def test_measure_does_not_change_the_model(trained, small_dataset):
     np.testing.assert_array_equal(first["output"]["alpha"], second["output"]["alpha"])
 
 
+def test_deep_schedule_skips_only_the_deeper_data_alphas(trained):
+    _, monitor, _ = trained
+    full = monitor.measure(deep=True)
+    light = monitor.measure(deep=False)
+    for column in full["hidden1"]:
+        np.testing.assert_array_equal(light["hidden1"][column], full["hidden1"][column])
+    for layer in ("hidden2", "output"):
+        assert np.all(np.isnan(light[layer]["alpha"]))
+        assert np.all(np.isnan(light[layer]["alpha_centered"]))
+        for column in ("l2", "l2_bn", "alpha_moving", "gamma"):
+            np.testing.assert_array_equal(light[layer][column], full[layer][column])
+    summaries = monitor.summaries(light)
+    assert "alpha_mean" in summaries and "output_alpha_mean" not in summaries
+    assert "output_alpha_moving_mean" in summaries
+
+
+def test_deep_every_in_training_logs(small_dataset):
+    keras.utils.set_random_seed(1)
+    model = build_mlp((8,), seed=1)
+    model.compile("adam", "categorical_crossentropy")
+    monitor = RegularizationMonitor(small_dataset.x_train, deep_every=2)
+    history = model.fit(
+        small_dataset.x_train,
+        keras.utils.to_categorical(small_dataset.y_train, 10),
+        epochs=3,
+        batch_size=128,
+        verbose=0,
+        callbacks=[monitor],
+    )
+    # Every epoch measures the first layer; the output layer's data alpha at epochs 2 and 3.
+    assert len(history.history["alpha_mean"]) == 3
+    assert len(history.history["output_alpha_mean"]) == 2
+    assert len(history.history["output_l2_mean"]) == 3
+
+
+def test_input_moments_stream_exactly():
+    x = np.random.default_rng(4).normal(loc=0.3, size=(1001, 7)).astype(np.float32)
+    second, mean = measures.input_moments(x, chunk_size=100)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(second, x64.T @ x64 / len(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mean, x64.mean(0), rtol=1e-6)
+
+
 def test_rejects_bad_schedule():
-    with pytest.raises(ValueError, match="every and chunk_size"):
+    with pytest.raises(ValueError, match="every, chunk_size and deep_every"):
         RegularizationMonitor(np.zeros((2, 784)), every=0)
+    with pytest.raises(ValueError, match="deep_every=0"):
+        RegularizationMonitor(np.zeros((2, 784)), deep_every=0)

@@ -13,15 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, write_npz
 
 TIMING_COLUMNS = {"epoch_seconds", "monitor_seconds"}
 
 
 def train(tmp_path, *args, timeout=240):
-    command = [sys.executable, str(ROOT / "train.py"), "--out", str(tmp_path / "runs"),
-               "--models-dir", str(tmp_path / "models"), "--quiet", *map(str, args)]
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "--out",
+        str(tmp_path / "runs"),
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--quiet",
+        *map(str, args),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
 
 
@@ -43,15 +50,44 @@ def test_end_to_end_outputs(finished):
     run = tmp / "runs" / "amp4_seed0"
     history = read_rows(run / "history.csv")
     assert [row["epoch"] for row in history] == ["1", "2"]
-    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "l1_mean",
-                   "l2_mean", "l1_bn_mean", "l2_bn_mean", "alpha_mean", "alpha_std",
-                   "alpha_centered_mean", "alpha_moving_mean", "hidden2_alpha_mean",
-                   "output_alpha_mean"):
+    every_epoch = (
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "epoch_seconds",
+        "l1_mean",
+        "l2_mean",
+        "l1_bn_mean",
+        "l2_bn_mean",
+        "alpha_mean",
+        "alpha_std",
+        "alpha_centered_mean",
+        "alpha_moving_mean",
+        "hidden2_l2_mean",
+        "output_alpha_moving_mean",
+    )
+    for column in every_epoch:
         assert all(row[column] != "" for row in history), column
+    # Deeper layers' data-based alpha: every --monitor-deep-every epochs and at the last.
+    for column in ("hidden2_alpha_mean", "output_alpha_mean", "output_alpha_centered_mean"):
+        assert [row[column] != "" for row in history] == [False, True], column
     nodes = read_rows(run / "nodes.csv")
     assert len(nodes) == 32
-    assert list(nodes[0]) == ["node", "l1", "l2", "l1_bn", "l2_bn", "alpha", "alpha_centered",
-                              "alpha_moving", "gamma", "beta", "moving_mean", "moving_variance"]
+    assert list(nodes[0]) == [
+        "node",
+        "l1",
+        "l2",
+        "l1_bn",
+        "l2_bn",
+        "alpha",
+        "alpha_centered",
+        "alpha_moving",
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    ]
     assert len(read_rows(run / "nodes_hidden2.csv")) == 16
     assert len(read_rows(run / "nodes_output.csv")) == 10
     summary = json.loads((run / "summary.json").read_text())
@@ -70,23 +106,38 @@ def test_end_to_end_outputs(finished):
 
 def test_same_seed_same_numbers(finished, small_npz, tmp_path):
     first_tmp, _ = finished
-    again = train(tmp_path, "--data", small_npz, "--amplitude", 4, "--epochs", 2,
-                  "--hidden", 32, 16)
+    again = train(
+        tmp_path, "--data", small_npz, "--amplitude", 4, "--epochs", 2, "--hidden", 32, 16
+    )
     assert again.returncode == 0, again.stderr
     for name in ("history.csv", "nodes.csv", "nodes_output.csv"):
         first = read_rows(first_tmp / "runs" / "amp4_seed0" / name)
         second = read_rows(tmp_path / "runs" / "amp4_seed0" / name)
         strip = [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in first]
-        assert strip == [{k: v for k, v in row.items() if k not in TIMING_COLUMNS}
-                         for row in second], name
+        assert strip == [
+            {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in second
+        ], name
 
 
 def test_inspect_loads_the_saved_model(finished, small_npz):
     tmp, _ = finished
     model = tmp / "models" / "amp4_seed0.keras"
     result = subprocess.run(
-        [sys.executable, "-m", "keras_bnreg.inspect", str(model), "--data", str(small_npz),
-         "--amplitude", "4"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "keras_bnreg.inspect",
+            str(model),
+            "--data",
+            str(small_npz),
+            "--amplitude",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line}
@@ -115,18 +166,29 @@ def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, c
     import train as train_module
 
     with pytest.raises(SystemExit) as stop:
-        train_module.main(["--out", str(tmp_path / "runs"), "--models-dir",
-                           str(tmp_path / "models"), "--quiet", *args])
+        train_module.main(
+            [
+                "--out",
+                str(tmp_path / "runs"),
+                "--models-dir",
+                str(tmp_path / "models"),
+                "--quiet",
+                *args,
+            ]
+        )
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("make_file, message", [
-    (lambda p: np.savez(p, x_train=np.zeros((3, 28, 28))), "y_train"),
-    (lambda p: Path(p).write_bytes(b"not a zip"), ""),
-])
+@pytest.mark.parametrize(
+    "make_file, message",
+    [
+        (lambda p: np.savez(p, x_train=np.zeros((3, 28, 28))), "y_train"),
+        (lambda p: Path(p).write_bytes(b"not a zip"), ""),
+    ],
+)
 def test_bad_data_file_in_a_real_process(make_file, message, tmp_path):
     path = tmp_path / "bad.npz"
     make_file(path)
@@ -139,8 +201,21 @@ def test_bad_data_file_in_a_real_process(make_file, message, tmp_path):
 
 
 def test_divergence_stops_with_exit_3_and_keeps_history(tmp_path, small_npz):
-    result = train(tmp_path, "--data", small_npz, "--epochs", 3, "--hidden", 8,
-                   "--optimizer", "sgd", "--lr", "1e38", "--steps-per-execution", 1)
+    result = train(
+        tmp_path,
+        "--data",
+        small_npz,
+        "--epochs",
+        3,
+        "--hidden",
+        8,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e38",
+        "--steps-per-execution",
+        1,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     summary = json.loads((tmp_path / "runs" / "amp1_seed0" / "summary.json").read_text())
     assert summary["status"] == "diverged"
@@ -151,11 +226,24 @@ def test_divergence_stops_with_exit_3_and_keeps_history(tmp_path, small_npz):
 
 def test_ctrl_c_marks_the_run_interrupted_with_exit_130(tmp_path):
     data = write_npz(tmp_path / "mnist.npz", n_train=2000, n_test=100)
-    command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--epochs", "500",
-               "--hidden", "16", "--out", str(tmp_path / "runs"), "--models-dir",
-               str(tmp_path / "models"), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=tmp_path)
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "--data",
+        str(data),
+        "--epochs",
+        "500",
+        "--hidden",
+        "16",
+        "--out",
+        str(tmp_path / "runs"),
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     history = tmp_path / "runs" / "amp1_seed0" / "history.csv"
     deadline = time.time() + 120
     while time.time() < deadline and not (history.exists() and len(read_rows(history)) >= 2):

@@ -1,0 +1,207 @@
+"""Epoch time of the paper's model: plain Keras fit vs this project's path, monitor on/off.
+
+    python benchmarks/bench_training.py [--samples 60000] [--epochs 4] [--repeats 3]
+
+Everything is measured side by side in one process, so the ratios are comparable even on
+a loaded machine. Data: the genuine MNIST test digits (../shared/data/mnist-t10k) tiled to
+`--samples` when present, else synthetic digits of MNIST's shape. The first epoch of each
+fit (compilation) is excluded; the table shows the median of the others over all repeats.
+
+Configurations:
+  plain fit        same Keras model, `model.fit` with NumPy arrays, steps_per_execution=1, no XLA
+  fast, no monitor experiment.build_model + experiment.train_model (the path every run uses)
+  fast + monitor   the same with RegularizationMonitor (defaults: all layers every epoch)
+  fast + monitor, deep at last epoch   `--monitor-deep-every <epochs>`
+The floor: training FLOPs per epoch (6 x parameters x samples) divided by the GFLOP/s of a
+float32 NumPy matmul of the first layer's shapes (128 x 784 @ 784 x 300), measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+T10K = ROOT.parent / "shared" / "data" / "mnist-t10k"
+
+
+def load_inputs(samples, seed=0):
+    """(x, y, source): float32 (samples, 784) in [0, 1] and labels."""
+    from keras_bnreg import data
+
+    images_path = T10K / "t10k-images-idx3-ubyte.gz"
+    if images_path.is_file():
+        images = data.read_idx(images_path)
+        labels = data.read_idx(T10K / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+        reps = -(-samples // len(images))
+        images, labels = np.tile(images, (reps, 1, 1))[:samples], np.tile(labels, reps)[:samples]
+        source = f"genuine MNIST t10k digits tiled to {samples}"
+    else:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from conftest import synthetic_digits
+
+        images, labels = synthetic_digits(samples, seed)
+        source = f"synthetic MNIST-shaped digits ({samples})"
+    return data.scale_images(images, 1.0), labels, source
+
+
+def matmul_gflops(repeats=200):
+    """GFLOP/s of a float32 (128 x 784) @ (784 x 300) NumPy matmul, best of 5 bursts."""
+    rng = np.random.default_rng(0)
+    a = rng.random((128, 784), dtype=np.float32)
+    b = rng.random((784, 300), dtype=np.float32)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * 128 * 784 * 300 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def epoch_walls(config, dataset, monitor_deep_every=None):
+    """Per timed epoch: (wall seconds incl. validation and monitor, monitor seconds, deep?)."""
+    import keras
+
+    from keras_bnreg import experiment
+    from keras_bnreg.monitor import RegularizationMonitor
+
+    class Wall(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.epochs.append(
+                (
+                    time.perf_counter() - self.start,
+                    logs.get("monitor_seconds", 0.0),
+                    "output_alpha_mean" in logs,
+                )
+            )
+
+    keras.utils.set_random_seed(config.seed)
+    model = experiment.build_model(config)
+    callbacks = []
+    if monitor_deep_every is not None:
+        callbacks.append(RegularizationMonitor(dataset.x_train, deep_every=monitor_deep_every))
+    wall = Wall()  # last, so its epoch end comes after the monitor's
+    experiment.train_model(model, dataset, config, callbacks + [wall], verbose=0)
+    return wall.epochs[1:]  # the first epoch compiles
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=60000, help="training samples")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (first excluded)")
+    parser.add_argument("--repeats", type=int, default=3, help="fits per configuration")
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
+    args = parser.parse_args(argv)
+    if args.samples < 128 or args.epochs < 2 or args.repeats < 1:
+        parser.error("need --samples >= 128, --epochs >= 2, --repeats >= 1")
+
+    from keras_bnreg import experiment
+    from keras_bnreg.config import RunConfig
+
+    experiment.set_threads(args.threads)
+    x, y, source = load_inputs(args.samples)
+    x_test, y_test, _ = load_inputs(2000, seed=1)
+    dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    fast = RunConfig(epochs=args.epochs)
+    plain = fast.replace(steps_per_execution=1, jit_compile=False)
+    configurations = [
+        ("plain fit (spe=1, no XLA)", plain, None),
+        ("fast, no monitor", fast, None),
+        (
+            f"fast + monitor (default, deep every {fast.monitor_deep_every})",
+            fast,
+            fast.monitor_deep_every,
+        ),
+        ("fast + monitor (deep every epoch)", fast, 1),
+    ]
+    gflops = matmul_gflops()
+    params = experiment.build_model(fast).count_params()
+    floor = 6 * params * args.samples / (gflops * 1e9)
+    results = {name: [] for name, _, _ in configurations}
+    for repeat in range(args.repeats):
+        for name, config, deep in configurations:  # interleaved: load hits all alike
+            epochs = epoch_walls(config, dataset, deep)
+            results[name].extend(epochs)
+            print(
+                f"  repeat {repeat + 1}/{args.repeats} {name}: "
+                f"{', '.join(f'{e[0]:.3f}' for e in epochs)} s",
+                file=sys.stderr,
+            )
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"\nmachine: {os.cpu_count()} cores, {cpu}; data: {source}; batch 128; "
+        f"epochs 2..{args.epochs} timed x {args.repeats} repeats per configuration"
+    )
+    print(
+        f"floor: {6 * params * args.samples / 1e9:.1f} GFLOP per epoch at {gflops:.0f} GFLOP/s"
+        f" (float32 matmul 128x784 @ 784x300) = {floor:.3f} s"
+    )
+    median = {}
+    for name, _, _ in configurations:
+        for kind, keep in (
+            ("", lambda e: True),
+            (" [light]", lambda e: not e[2]),
+            (" [deep]", lambda e: e[2]),
+        ):
+            walls = [e[0] for e in results[name] if keep(e)]
+            if walls and (kind == "" or name.startswith("fast + monitor (default")):
+                median[name + kind] = (
+                    statistics.median(walls),
+                    min(walls),
+                    max(walls),
+                    statistics.median([e[1] for e in results[name] if keep(e)]),
+                )
+    plain_s = median[configurations[0][0]][0]
+    off_s = median[configurations[1][0]][0]
+    header = (
+        f"{'configuration (epoch wall time)':<52}{'median s':>9}{'min-max':>14}"
+        f"{'vs plain':>9}{'vs floor':>9}{'monitor s':>10}{'overhead':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, (mid, low, high, monitor) in median.items():
+        overhead = f"{mid / off_s - 1:+.1%}" if "+ monitor" in name else "-"
+        print(
+            f"{name:<52}{mid:>9.3f}{f'{low:.2f}-{high:.2f}':>14}{plain_s / mid:>8.2f}x"
+            f"{mid / floor:>8.2f}x{monitor:>10.4f}{overhead:>9}"
+        )
+    default = configurations[2][0]
+    light, deep = median[default + " [light]"][0], median[default + " [deep]"][0]
+    every = fast.monitor_deep_every
+    amortised = ((every - 1) * light + deep) / every / off_s - 1
+    print(
+        f"\nspeed-up vs plain fit: {plain_s / off_s:.2f}x; epoch vs floor: {off_s / floor:.2f}x; "
+        f"monitor overhead: {light / off_s - 1:+.1%} per light epoch, "
+        f"{deep / off_s - 1:+.1%} on a deep epoch, {amortised:+.1%} over a default "
+        f"{every}-epoch run, "
+        f"{median[configurations[3][0]][0] / off_s - 1:+.1%} with deep every epoch"
+    )
+
+
+if __name__ == "__main__":
+    main()
