@@ -64,6 +64,8 @@ class Dataset:
             "amplitude": float(self.amplitude),
             "snr": None if self.snr is None else float(self.snr),
             "noise_sigma": None if self.noise_sigma is None else float(self.noise_sigma),
+            # trace(R) / d = the mean eigenvalue of R = E[x x^T] of the training inputs
+            "r_mean_eigenvalue": float(np.mean(np.square(self.x_train, dtype=np.float64))),
         }
 
 

@@ -57,8 +57,11 @@ def run_config(config_dict: dict) -> RunOutcome:
     start = time.perf_counter()
     config = RunConfig.from_dict(config_dict)
     try:
+        import tensorflow as tf
+
         from keras_bnreg import experiment
 
+        tf.get_logger().setLevel("ERROR")  # one process trains many models: no retrace warnings
         result = experiment.run(config, verbose=0, notify=lambda message: None)
         status, message = result.status, ""
     except Exception as error:  # a failed run is reported, the sweep goes on

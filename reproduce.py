@@ -1,0 +1,195 @@
+"""Reproduce the paper's Tables I and II and Fig. 2, the ablations, and the report.
+
+    python reproduce.py table1 --seeds 5          # amplitude 2,3,4,5,6
+    python reproduce.py table2 --seeds 5          # amplitude 1, SNR 100, 10, 1, 0.5
+    python reproduce.py fig2                      # alpha across the 300 hidden nodes
+    python reproduce.py ablations                 # what explains the numbers
+    python reproduce.py all --jobs 2 --data auto --epochs 10 --out results/
+    python reproduce.py report                    # rebuild every table and figure, no training
+
+Each run is the same `experiment.run` that train.py calls, in its own directory under
+<out>/runs; a rerun skips runs already completed with the same config, so a stopped sweep
+resumes. Tables, figures and REPORT.md are rebuilt from those directories.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from keras_bnreg import files
+from keras_bnreg.cli import ArgumentParser, fail
+from keras_bnreg.studies import STUDIES, Settings
+from keras_bnreg.sweep import EXECUTOR_NAMES, default_jobs, run_sweep
+
+# name -> (help, function(args) -> exit code); baseline/depth/fig1 register here too.
+COMMANDS: dict = {}
+
+
+def command(name, help_text):
+    def register(function):
+        COMMANDS[name] = (help_text, function)
+        return function
+
+    return register
+
+
+def settings_from(args) -> Settings:
+    return Settings(
+        out=args.out,
+        data=args.data,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        hidden=tuple(args.hidden),
+    )
+
+
+def run_study(names, args) -> int:
+    """Run the named studies' configs (shared runs once), then rebuild the outputs."""
+    settings = settings_from(args)
+    configs, seen = [], set()
+    for name in names:
+        study_settings = settings
+        if name == "ablations" and args.ablation_seeds is not None:
+            study_settings = Settings(**{**settings.__dict__, "seeds": args.ablation_seeds})
+        for config in STUDIES[name][0](study_settings):
+            if config.name not in seen:
+                seen.add(config.name)
+                configs.append(config)
+    start = time.perf_counter()
+    print(
+        f"{' + '.join(names)}: {len(configs)} runs, up to {args.jobs} at a time "
+        f"({args.executor}), results in {args.out}",
+        file=sys.stderr,
+    )
+    try:
+        outcomes = run_sweep(
+            configs,
+            jobs=args.jobs,
+            executor=args.executor,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+            description=" + ".join(names),
+        )
+    except KeyboardInterrupt:
+        print(
+            "interrupted: completed runs are kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    record_timing(args.out, "+".join(names), time.perf_counter() - start)
+    failed = [o for o in outcomes if o.status == "failed"]
+    diverged = [o for o in outcomes if o.status == "diverged"]
+    print(
+        f"done: {len(outcomes) - len(failed) - len(diverged)} completed, "
+        f"{len(diverged)} diverged, {len(failed)} failed",
+        file=sys.stderr,
+    )
+    for outcome in failed:
+        print(f"failed: {outcome.name}: {outcome.message}", file=sys.stderr)
+    return rebuild(args.out) or (1 if failed else 0)
+
+
+def record_timing(out, name, seconds) -> None:
+    path = Path(out) / "timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings[name] = seconds
+    files.write_json(path, timings)
+
+
+def rebuild(out) -> int:
+    from keras_bnreg import report
+
+    written = report.build_outputs(out)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+for _name, (_, _help) in STUDIES.items():
+    command(_name, _help)(lambda args, _name=_name: run_study([_name], args))
+
+
+@command("all", "table1, table2, fig2 and ablations, then the report")
+def _all(args) -> int:
+    return run_study(list(STUDIES), args)
+
+
+@command("report", "rebuild every table, figure and REPORT.md from <out>/runs (no training)")
+def _report(args) -> int:
+    return rebuild(args.out)
+
+
+def argparser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "study",
+        choices=list(COMMANDS),
+        metavar="STUDY",
+        help="one of: " + ", ".join(f"{k} ({v[0]})" for k, v in COMMANDS.items()),
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per setting (default: 5)")
+    parser.add_argument(
+        "--ablation-seeds", type=int, default=2, help="seeds per ablation setting (default: 2)"
+    )
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per run (default: 10)")
+    parser.add_argument("--data", default="auto", help="as train.py --data (default: auto)")
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=[300],
+        help="hidden widths (default: 300, the paper's)",
+    )
+    parser.add_argument("--out", default="results", help="results directory (default: results)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        help=f"parallel runs, local executor (default: cores = {default_jobs()})",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTOR_NAMES,
+        default="local",
+        help="local process pool or Ray (default: local)",
+    )
+    parser.add_argument(
+        "--address", default=None, help="Ray cluster address (default: start a local Ray)"
+    )
+    parser.add_argument(
+        "--cpus-per-run",
+        type=int,
+        default=1,
+        help="TensorFlow threads per run, Ray CPUs per task (default: 1)",
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    args = argparser().parse_args(argv)
+    for name in ("seeds", "ablation_seeds", "epochs", "jobs", "cpus_per_run"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            fail(f"--{name.replace('_', '-')} must be >= 1. Received: {value}")
+    if any(width < 1 for width in args.hidden):
+        fail(f"--hidden widths must be >= 1. Received: {args.hidden}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a directory")
+    if args.study == "report" and not (out / "runs").is_dir():
+        fail(f"no runs under {out / 'runs'}: run a study first (e.g. python reproduce.py table1)")
+    if args.data not in ("auto", "tfds", "bundled") and not Path(args.data).exists():
+        fail(
+            f"--data {args.data}: no such file or directory (expected auto, tfds, bundled, a "
+            "mnist.npz file or a directory of MNIST IDX files)"
+        )
+    try:
+        return COMMANDS[args.study][1](args)
+    except (OSError, ValueError) as error:
+        fail(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
