@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_bnreg.files import atomic_path  # noqa: E402
@@ -50,6 +51,13 @@ def _save(figure, path):
     plt.close(figure)
 
 
+def _log_ticks(axis, x):
+    """Log x axis with ticks at the data's own values, printed plainly (2, 3, 0.5, 100)."""
+    axis.set_xscale("log")
+    axis.set_xticks(x, [f"{v:g}" for v in x])
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def _panel(axis, x, rows, column, paper_values=None, paper_label="paper", log_x=True):
     mean, std = _series(rows, f"{column}_mean"), _series(rows, f"{column}_std")
     axis.errorbar(
@@ -59,7 +67,7 @@ def _panel(axis, x, rows, column, paper_values=None, paper_label="paper", log_x=
         axis.plot(x, paper_values, label=paper_label, **PAPER)
     axis.set_yscale("log")
     if log_x:
-        axis.set_xscale("log")
+        _log_ticks(axis, x)
     axis.grid(True, which="both", alpha=0.3)
 
 
@@ -86,7 +94,7 @@ def plot_table1(rows, path):
         ("alpha_centered", "alpha, centred: sqrt(w^T Cov w)", None),
         ("alpha_moving", "alpha from BN's moving statistics", None),
     ]
-    figure, axes = plt.subplots(2, 3, figsize=(14, 8))
+    figure, axes = plt.subplots(2, 3, figsize=(14, 8), layout="constrained")
     for axis, (column, title, paper_values) in zip(axes.flat, panels):
         label = "paper (printed 'x 1e8', drawn x 1e-8)" if column == "alpha" else "paper"
         _panel(axis, x, rows, column, paper_values, label)
@@ -104,7 +112,7 @@ def plot_table2(rows, path):
     x = _series(rows, "snr")
     predictions = [c for c in rows[0] if c.startswith("pred_")]
     figure, axes = plt.subplots(
-        1, 3 if predictions else 2, figsize=(15 if predictions else 10, 4.5)
+        1, 3 if predictions else 2, figsize=(15 if predictions else 10, 4.5), layout="constrained"
     )
     for axis, column in zip(axes, ("l1", "l2")):
         _panel(axis, x, rows, column, _series(rows, f"paper_{column}"))
@@ -115,7 +123,7 @@ def plot_table2(rows, path):
         axis = axes[2]
         for column, style in zip(predictions, ("o-", "s--", "^:")):
             axis.plot(x, _series(rows, column), style, label=column.removeprefix("pred_"))
-        axis.set_xscale("log")
+        _log_ticks(axis, x)
         axis.set_yscale("log")
         axis.set_xlabel("signal-to-noise ratio")
         axis.set_title("noise term of the squared error (Eq. 16-19)", fontsize=10)
@@ -134,7 +142,7 @@ def plot_fig2(node_tables, path):
     if not node_tables:
         raise ValueError("plot_fig2 needs at least one amplitude's node table")
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(node_tables)))
-    figure, axes = plt.subplots(2, 2, figsize=(13, 9))
+    figure, axes = plt.subplots(2, 2, figsize=(13, 9), layout="constrained")
     for color, (amplitude, table) in zip(colors, sorted(node_tables.items())):
         alpha = np.asarray(table["alpha"], float)
         label = f"A = {amplitude:g}"
@@ -158,7 +166,7 @@ def plot_fig2(node_tables, path):
         (axes[1, 1], "centred covariance (what BN divides by)"),
     ):
         axis.set(
-            title=f"alpha = ||w|| x sqrt(Rayleigh quotient), {which}",
+            title=f"alpha = ||w|| x sqrt(Rayleigh quotient)\n{which}",
             xlabel="||w_j|| (weight norm)",
             ylabel="sqrt(w^T R w / ||w||^2) (data share)",
             xscale="log",
@@ -178,7 +186,7 @@ def plot_slopes(rows, path, title):
         rows: dicts with `label`, `slope_mean`, `slope_std` and optionally `paper`.
     """
     _require(rows, ["label", "slope_mean", "slope_std"])
-    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4.5))
+    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4.5), layout="constrained")
     positions = np.arange(len(rows))
     axis.bar(
         positions,
