@@ -553,8 +553,9 @@ def _ablation_e(out) -> str:
             "first-layer epsilon 1e-3 / a^2 (equivalent), and the run at amplitude 1 with epsilon "
             "1e-3 (not equivalent). In training mode BN removes the Dense bias and divides "
             "`a w^T x` by `sqrt(a^2 var + e) = a sqrt(var + e / a^2)`, so the two runs see "
-            "the same loss as a function of w. For a power of two the scaling is exact in "
-            "floating point; otherwise rounding differs and, at Adam 0.1, grows over training.",
+            "the same loss as a function of w (the bias gets no gradient). Only float rounding "
+            "differs between the two, and at Adam 0.1 such differences can grow over "
+            "training: the table shows how far they got.",
             "",
             markdown_table(
                 [

@@ -100,7 +100,9 @@ def ablations(settings: Settings) -> list[RunConfig]:
     return configs + equivalence(settings)
 
 
-def equivalence(settings: Settings, epsilon: float = 1e-3) -> list[RunConfig]:
+def equivalence(
+    settings: Settings, epsilon: float = 1e-3, amplitudes=EQUIVALENCE_AMPLITUDES
+) -> list[RunConfig]:
     """(e) amplitude a with first-layer epsilon e == amplitude 1 with e / a^2 (seed 0).
 
     Per amplitude a: `abl_equiv_amp<a>` (amplitude a, epsilons (e, e)) and
@@ -114,7 +116,7 @@ def equivalence(settings: Settings, epsilon: float = 1e-3) -> list[RunConfig]:
         return settings.config(name, save_model=True, **changes)
 
     configs = [config("abl_equiv_amp1", amplitude=1.0, bn_epsilon=(epsilon, *rest))]
-    for a in EQUIVALENCE_AMPLITUDES:
+    for a in amplitudes:
         configs.append(config(f"abl_equiv_amp{a:g}", amplitude=a, bn_epsilon=(epsilon, *rest)))
         configs.append(
             config(f"abl_equiv_amp{a:g}_as_amp1", amplitude=1.0, bn_epsilon=(epsilon / a**2, *rest))
