@@ -116,6 +116,15 @@ def _all(args) -> int:
     return run_study(list(STUDIES), args)
 
 
+@command("fig1", "Fig. 1: L2 shrinkage on a 2-D quadratic and the alpha BN would set")
+def _fig1(args) -> int:
+    from keras_bnreg import plots
+
+    plots.plot_fig1(Path(args.out) / "fig1.png")
+    print(f"wrote {Path(args.out) / 'fig1.png'}", file=sys.stderr)
+    return 0
+
+
 @command("report", "rebuild every table, figure and REPORT.md from <out>/runs (no training)")
 def _report(args) -> int:
     return rebuild(args.out)

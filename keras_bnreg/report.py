@@ -176,6 +176,8 @@ def build_outputs(out) -> list[Path]:
     ablation_section = _ablations_section(out, runs, table1_runs, written)
     if ablation_section:
         sections.append(ablation_section)
+    plots.plot_fig1(out / "fig1.png")
+    written.append(out / "fig1.png")
     files.write_text(out / "REPORT.md", "\n\n".join(sections) + "\n")
     return written + [out / "REPORT.md"]
 
