@@ -69,6 +69,20 @@ def argparser() -> ArgumentParser:
         default=defaults.bn_momentum,
         help="BN momentum (default: 0.99)",
     )
+    add("--no-bn", action="store_true", help="leave out BN (the explicit-L2 baseline)")
+    add(
+        "--l2",
+        type=float,
+        default=defaults.l2,
+        help="explicit L2 rate on every kernel: loss += l2 * sum(w^2) (default: 0)",
+    )
+    add(
+        "--validation-fraction",
+        type=float,
+        default=defaults.validation_fraction,
+        help="validate on this held-out part of the training split instead of the test "
+        "split (default: 0, validate on the test split)",
+    )
     add(
         "--hidden",
         type=int,
@@ -136,6 +150,9 @@ def config_from_args(args) -> RunConfig:
         monitor_every=args.monitor_every,
         monitor_chunk=args.monitor_chunk,
         monitor_deep_every=args.monitor_deep_every,
+        batchnorm=not args.no_bn,
+        l2=args.l2,
+        validation_fraction=args.validation_fraction,
         tensorboard=args.tensorboard,
         out=args.out,
         models_dir=args.models_dir,

@@ -28,12 +28,16 @@ class RunConfig:
     init_std: float = 0.01  # std of the Gaussian kernel initialiser
     bn_epsilon: tuple[float, ...] = (1e-3,)  # one value for every BN layer, or one per BN layer
     bn_momentum: float = 0.99  # BN moving-statistics momentum (Keras default)
+    batchnorm: bool = True  # BN after every Dense layer; False: the explicit-L2 baseline
+    l2: float = 0.0  # explicit L2 rate on every kernel (loss += l2 * sum(w^2) per layer)
     # optimisation
     optimizer: str = "adam"  # one of OPTIMIZER_NAMES
     lr: float = 0.1  # learning rate (the paper's Adam 0.1)
     batch_size: int = 128  # samples per step
     epochs: int = 10  # the paper states none
     seed: int = 0  # keras.utils.set_random_seed: init, shuffling
+    validation_fraction: float = 0.0  # >0: validate on this held-out part of the training
+    #   split instead of the test split (the test split is then only scored at the end)
     # measurement
     monitor_every: int = 1  # measure alpha and norms every N epochs (and at the last)
     monitor_chunk: int = 8192  # rows per chunk of the monitor's streamed passes
@@ -122,6 +126,12 @@ class RunConfig:
             )
         for epsilon in self.bn_epsilon:
             _positive_finite("bn_epsilon", epsilon)
+        if not (math.isfinite(self.l2) and self.l2 >= 0):
+            raise ConfigError(f"l2 must be a finite number >= 0. Received: {self.l2!r}")
+        if not (0.0 <= self.validation_fraction < 1.0):
+            raise ConfigError(
+                f"validation_fraction must be in [0, 1). Received: {self.validation_fraction!r}"
+            )
         if not (0.0 <= self.bn_momentum < 1.0):
             raise ConfigError(f"bn_momentum must be in [0, 1). Received: {self.bn_momentum}")
         if self.optimizer not in OPTIMIZER_NAMES:

@@ -331,3 +331,25 @@ def _check_positive(name, value) -> None:
 
 def _print_notice(message) -> None:
     print(message, file=sys.stderr)
+
+
+def hold_out(dataset: Dataset, fraction: float, seed: int = 0):
+    """Split a seeded random `fraction` of the training split off for validation.
+
+    Returns:
+        `(dataset with the remaining training rows, (x_validation, y_validation))`.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"validation fraction must be in (0, 1). Received: {fraction!r}")
+    n = len(dataset.x_train)
+    size = int(round(n * fraction))
+    if size < 1 or size >= n:
+        raise DataError(
+            f"validation fraction {fraction} of {n} training images leaves an empty split"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    validation, train = np.sort(order[:size]), np.sort(order[size:])
+    from dataclasses import replace
+
+    remaining = replace(dataset, x_train=dataset.x_train[train], y_train=dataset.y_train[train])
+    return remaining, (dataset.x_train[validation], dataset.y_train[validation])

@@ -87,6 +87,8 @@ def build_model(config: RunConfig):
         bn_epsilon=config.epsilons,
         bn_momentum=config.bn_momentum,
         seed=config.seed,
+        batchnorm=config.batchnorm,
+        l2=config.l2,
     )
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     model.compile(
@@ -99,12 +101,14 @@ def build_model(config: RunConfig):
     return model
 
 
-def train_model(model, dataset, config: RunConfig, callbacks, verbose="auto"):
-    """`model.fit` as every run does it: one-hot labels, the test split for validation."""
+def train_model(model, dataset, config: RunConfig, callbacks, verbose="auto", validation=None):
+    """`model.fit` as every run does it: one-hot labels; validation on `validation`
+    (`(x, y)`), by default the test split."""
+    x_validation, y_validation = validation or (dataset.x_test, dataset.y_test)
     return model.fit(
         dataset.x_train,
         keras.utils.to_categorical(dataset.y_train, 10),
-        validation_data=(dataset.x_test, keras.utils.to_categorical(dataset.y_test, 10)),
+        validation_data=(x_validation, keras.utils.to_categorical(y_validation, 10)),
         batch_size=config.batch_size,
         epochs=config.epochs,
         shuffle=True,
@@ -137,6 +141,9 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
             data_dir=config.data_dir,
             notify=notify,
         )
+    validation = None
+    if config.validation_fraction > 0:
+        dataset, validation = data.hold_out(dataset, config.validation_fraction, config.seed)
     started = time.time()
     run_dir = Path(config.out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -165,14 +172,22 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
 
     status = "completed"
     try:
-        train_model(model, dataset, config, callbacks, verbose=verbose)
+        train_model(model, dataset, config, callbacks, verbose=verbose, validation=validation)
         if guard.diverged:
             status = "diverged"
     except KeyboardInterrupt:
         status = "interrupted"
 
     model_path = None
+    test = {}
     if status == "completed":
+        test_loss, test_accuracy = model.evaluate(
+            dataset.x_test,
+            keras.utils.to_categorical(dataset.y_test, 10),
+            batch_size=1024,
+            verbose=0,
+        )
+        test = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
         for index, (name, table) in enumerate(monitor.latest.items()):
             path = run_dir / ("nodes.csv" if index == 0 else f"nodes_{name}.csv")
             rows = [
@@ -184,19 +199,19 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
             model_path = Path(config.models_dir) / f"{config.name}.keras"
             with files.atomic_path(model_path, suffix=".keras") as tmp:
                 model.save(tmp)
-    summary = _summary(config, dataset, status, writer.rows, model_path, started)
+    summary = _summary(config, dataset, status, writer.rows, model_path, started, test)
     files.write_json(run_dir / "summary.json", summary)
     return RunResult(status, run_dir, model_path, summary)
 
 
-def _summary(config, dataset, status, rows, model_path, started) -> dict:
+def _summary(config, dataset, status, rows, model_path, started, test) -> dict:
     last = rows[-1] if rows else {}
     reference = paper.reference_row(config.amplitude, config.snr)
     return {
         "status": status,
         "run_name": config.name,
         "epochs_completed": len(rows),
-        "final": {k: v for k, v in last.items() if k not in ("epoch",)},
+        "final": {**{k: v for k, v in last.items() if k not in ("epoch",)}, **test},
         "data": dataset.describe(),
         "paper": None if reference is None else {"table": reference[0], **reference[1]},
         "model_path": None if model_path is None else str(model_path),

@@ -1,4 +1,4 @@
-"""The paper's MLP, with BN right after every Dense layer, at any depth."""
+"""The paper's MLP, with BN right after every Dense layer, at any depth (or without BN)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def build_mlp(
     bn_epsilon=(1e-3,),
     bn_momentum=0.99,
     seed=0,
+    batchnorm=True,
+    l2=0.0,
     input_dim=INPUT_DIM,
     num_classes=NUM_CLASSES,
 ) -> keras.Model:
@@ -26,7 +28,8 @@ def build_mlp(
 
     Section IV of the paper: 784 -> 300 (ReLU) -> 10 (softmax), BN right after every
     Dense layer, kernels from a small Gaussian. Dense layers are named `hidden1`,
-    `hidden2`, ..., `output`, their BN layers `<name>_bn`.
+    `hidden2`, ..., `output`, their BN layers `<name>_bn`. With `batchnorm=False` the BN
+    layers are left out (the explicit-L2 baseline the paper implies).
 
     Args:
         hidden: widths of the hidden blocks.
@@ -34,45 +37,52 @@ def build_mlp(
         bn_epsilon: one epsilon for every BN layer, or one per BN layer in order.
         bn_momentum: BN moving-statistics momentum.
         seed: seed of the kernel initialisers.
+        batchnorm: put a BN layer after every Dense layer.
+        l2: explicit L2 rate on every kernel: the loss gains `l2 * sum(w^2)` per layer.
     """
     names = [f"hidden{i + 1}" for i in range(len(hidden))] + ["output"]
     widths = list(hidden) + [num_classes]
     epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
     if len(epsilons) != len(names):
         raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0. Received: {l2}")
     inputs = keras.Input(shape=(input_dim,), name="pixels")
     x = inputs
     for index, (name, width, epsilon) in enumerate(zip(names, widths, epsilons)):
         x = keras.layers.Dense(
             width,
             kernel_initializer=keras.initializers.RandomNormal(stddev=init_std, seed=seed + index),
+            kernel_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None,
             name=name,
         )(x)
-        x = InspectableBatchNormalization(epsilon=epsilon, momentum=bn_momentum, name=f"{name}_bn")(
-            x
-        )
+        if batchnorm:
+            x = InspectableBatchNormalization(
+                epsilon=epsilon, momentum=bn_momentum, name=f"{name}_bn"
+            )(x)
         activation = "softmax" if name == "output" else "relu"
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
-    return keras.Model(inputs, x, name="bn_mlp")
+    return keras.Model(inputs, x, name="bn_mlp" if batchnorm else "mlp")
 
 
 @dataclass(frozen=True)
 class DenseBN:
-    """One Dense layer and the BN layer right after it."""
+    """One Dense layer and the BN layer right after it (None in a model without BN)."""
 
     name: str
     dense: keras.layers.Dense
-    bn: InspectableBatchNormalization
+    bn: InspectableBatchNormalization | None
 
 
 def dense_bn_pairs(model: keras.Model) -> list[DenseBN]:
-    """Every Dense layer followed by an InspectableBatchNormalization, in order."""
-    pairs, layers = [], model.layers
-    for layer, following in zip(layers, layers[1:]):
-        if isinstance(layer, keras.layers.Dense) and isinstance(
-            following, InspectableBatchNormalization
-        ):
-            pairs.append(DenseBN(layer.name, layer, following))
+    """Every Dense layer with the InspectableBatchNormalization right after it, if any."""
+    layers = model.layers
+    pairs = []
+    for index, layer in enumerate(layers):
+        if isinstance(layer, keras.layers.Dense):
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            bn = following if isinstance(following, InspectableBatchNormalization) else None
+            pairs.append(DenseBN(layer.name, layer, bn))
     if not pairs:
-        raise ValueError("the model has no Dense layer followed by InspectableBatchNormalization")
+        raise ValueError("the model has no Dense layer")
     return pairs

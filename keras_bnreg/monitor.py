@@ -100,7 +100,12 @@ class RegularizationMonitor(keras.callbacks.Callback):
             alphas += [(np.full(k.shape[1], np.nan),) * 2 for k, _ in weights[1:]]
         tables = {}
         for pair, (kernel, bias), (alpha, alpha_centered) in zip(self.pairs, weights, alphas):
-            stats = pair.bn.statistics()
+            if pair.bn is None:  # no BN: its columns are undefined
+                nan = np.full(kernel.shape[1], np.nan)
+                stats, epsilon = dict.fromkeys(("gamma", "beta", "moving_mean"), nan), 1.0
+                stats["moving_variance"] = nan
+            else:
+                stats, epsilon = pair.bn.statistics(), pair.bn.epsilon
             tables[pair.name] = measures.node_table(
                 kernel,
                 bias,
@@ -108,7 +113,7 @@ class RegularizationMonitor(keras.callbacks.Callback):
                 stats["beta"],
                 stats["moving_mean"],
                 stats["moving_variance"],
-                pair.bn.epsilon,
+                epsilon,
                 alpha,
                 alpha_centered,
             )

@@ -257,3 +257,92 @@ def plot_fig1(path, eigenvalues=(0.3, 3.0), w_star=(1.2, 0.8), angle=0.5):
     )
     axis.legend(fontsize=8, loc="lower right")
     _save(figure, path)
+
+
+def plot_baseline(rows, path):
+    """Validation/test accuracy against the L2 rate per amplitude, BN as a reference line;
+    and BN's alpha range per amplitude."""
+    _require(rows, ["amplitude", "model", "l2_rate", "val_accuracy", "test_accuracy"])
+    amplitudes = sorted({r["amplitude"] for r in rows})
+    colors = dict(zip(amplitudes, plt.cm.viridis(np.linspace(0, 0.85, len(amplitudes)))))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    for amplitude in amplitudes:
+        l2_rows = [r for r in rows if r["amplitude"] == amplitude and r["l2_rate"] is not None]
+        bn_rows = [r for r in rows if r["amplitude"] == amplitude and r["l2_rate"] is None]
+        color = colors[amplitude]
+        if l2_rows:
+            rates = [r["l2_rate"] for r in l2_rows]
+            left.plot(
+                rates,
+                [r["val_accuracy"] for r in l2_rows],
+                "o-",
+                color=color,
+                label=f"A={amplitude:g}, no BN: validation",
+            )
+            left.plot(rates, [r["test_accuracy"] for r in l2_rows], "x:", color=color)
+        for row in bn_rows:
+            left.axhline(
+                row["test_accuracy"],
+                color=color,
+                linestyle="--",
+                linewidth=1,
+                label=f"A={amplitude:g}, BN: test",
+            )
+            right.errorbar(
+                [amplitude],
+                [row["alpha_mean"]],
+                yerr=[
+                    [row["alpha_mean"] - row["alpha_p10"]],
+                    [row["alpha_p90"] - row["alpha_mean"]],
+                ],
+                fmt="o",
+                color=color,
+                capsize=4,
+            )
+    left.set(
+        xscale="log",
+        xlabel="explicit L2 rate (no BN)",
+        ylabel="accuracy",
+        title="no BN, L2 over a grid (o validation, x test) vs BN (dashed, test)",
+    )
+    left.legend(fontsize=7)
+    left.grid(True, which="both", alpha=0.3)
+    right.set(
+        xlabel="data amplitude",
+        ylabel="alpha = sqrt(w^T R w)",
+        yscale="log",
+        title="BN's per-node alpha (mean, 10-90% of nodes)",
+    )
+    right.grid(True, which="both", alpha=0.3)
+    _save(figure, path)
+
+
+def plot_depth(by_depth, path):
+    """Mean alpha of each layer against amplitude, one panel per depth."""
+    figure, axes = plt.subplots(
+        1, len(by_depth), figsize=(5 * len(by_depth), 4.3), layout="constrained", squeeze=False
+    )
+    for axis, (depth, runs) in zip(axes[0], sorted(by_depth.items())):
+        amplitudes = sorted({r.config["amplitude"] for r in runs})
+        for layer in runs[0].layers:
+            means = [
+                np.mean(
+                    [
+                        np.nanmean(r.layers[layer]["alpha"])
+                        for r in runs
+                        if r.config["amplitude"] == a
+                    ]
+                )
+                for a in amplitudes
+            ]
+            axis.plot(amplitudes, means, "o-", label=layer)
+        _log_ticks(axis, amplitudes)
+        axis.set(
+            yscale="log",
+            xlabel="data amplitude",
+            ylabel="mean alpha over the layer's nodes",
+            title=f"{depth} hidden layer{'s' if depth > 1 else ''}",
+        )
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    _save(figure, path)

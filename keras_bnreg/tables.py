@@ -7,7 +7,7 @@ nodes.csv. Every table is rebuilt from those files alone.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class Run:
     config: dict
     summary: dict
     nodes: dict  # column -> per-node array (first hidden layer); empty if not completed
+    layers: dict = field(default_factory=dict)  # layer name -> its node table (every layer)
 
     @property
     def completed(self) -> bool:
@@ -37,11 +38,17 @@ def read_run(run_dir) -> Run:
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    nodes = {}
+    layers = {}
     if summary.get("status") == "completed" and (run_dir / "nodes.csv").is_file():
-        rows = files.read_csv(run_dir / "nodes.csv")
-        nodes = {k: np.array([row[k] for row in rows], dtype=float) for k in rows[0]}
-    return Run(run_dir.name, config, summary, nodes)
+        layers["hidden1"] = _node_table(run_dir / "nodes.csv")
+        for path in sorted(run_dir.glob("nodes_*.csv")):
+            layers[path.stem.removeprefix("nodes_")] = _node_table(path)
+    return Run(run_dir.name, config, summary, layers.get("hidden1", {}), layers)
+
+
+def _node_table(path) -> dict:
+    rows = files.read_csv(path)
+    return {k: np.array([row[k] for row in rows], dtype=float) for k in rows[0]}
 
 
 def read_runs(runs_dir, prefix="") -> list[Run]:
@@ -61,7 +68,9 @@ def run_means(run: Run) -> dict:
     """Per-run scalars: node means of QUANTITIES and the final accuracies."""
     out = {q: float(np.mean(run.nodes[q])) for q in QUANTITIES}
     final = run.summary.get("final", {})
-    out.update({name: final.get(key) for name, key in ACCURACIES.items()})
+    out["train_accuracy"] = final.get("accuracy")
+    # test_accuracy: scored at the end; runs validated on the test split have it as val_.
+    out["test_accuracy"] = final.get("test_accuracy", final.get("val_accuracy"))
     return out
 
 

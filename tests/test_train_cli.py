@@ -158,6 +158,9 @@ BAD_INPUTS = [
     (["--optimizer", "rmsprop"], "invalid choice"),
     (["--data", "does/not/exist.npz"], "does/not/exist.npz"),
     (["--bn-epsilon", "1e-3", "1e-3", "1e-3"], "bn_epsilon takes 1 value"),
+    (["--l2", "-0.1"], "l2 must be a finite number >= 0"),
+    (["--validation-fraction", "1.0"], "validation_fraction must be in [0, 1)"),
+    (["--hidden", "300", "0"], "hidden width must be an integer >= 1"),
 ]
 
 
