@@ -161,7 +161,7 @@ def build_outputs(out) -> list[Path]:
         if node_tables:
             plots.plot_fig2(node_tables, out / "fig2.png")
             written.append(out / "fig2.png")
-            sections.append(_fig2_section(node_tables))
+            sections.append(fig2_section(node_tables))
     if table2_runs:
         rows = tables.with_paper_columns(tables.aggregate(table2_runs, "snr"), "table2")
         for row in rows:
@@ -229,7 +229,7 @@ def _setup_section(out, runs, reference) -> str:
     return "\n".join(lines)
 
 
-def _slope_rows(runs, quantities, reference=None):
+def slope_rows(runs, quantities, reference=None):
     from keras_bnreg import tables
 
     rows = []
@@ -249,7 +249,7 @@ def _slope_rows(runs, quantities, reference=None):
     return rows
 
 
-def _slope_markdown(rows) -> str:
+def slope_markdown(rows) -> str:
     return markdown_table(
         ["quantity", "measured slope (mean ± std over seeds)", "paper's slope", "verdict"],
         [
@@ -278,7 +278,7 @@ FINAL_QUANTITIES = [
 def _table1_section(rows, runs) -> str:
     from keras_bnreg import tables
 
-    slopes = _slope_rows(runs, FINAL_QUANTITIES, tables.paper_slopes())
+    slopes = slope_rows(runs, FINAL_QUANTITIES, tables.paper_slopes())
     lines = [
         "## Table I: data amplitude 2..6",
         "",
@@ -290,7 +290,7 @@ def _table1_section(rows, runs) -> str:
         "Log-log slopes against amplitude, fitted per seed (the paper's slopes come from its "
         "Table I):",
         "",
-        _slope_markdown(slopes),
+        slope_markdown(slopes),
         "",
         "Claims: the paper says the weight norm falls as the data amplitude grows (its slope "
         f"{tables.paper_slopes()['l2']:+.2f} for L2) and alpha grows "
@@ -305,7 +305,7 @@ def _table1_section(rows, runs) -> str:
     return "\n".join(lines)
 
 
-def _fig2_section(node_tables) -> str:
+def fig2_section(node_tables) -> str:
     lines = [
         "## Fig. 2: alpha across the hidden nodes",
         "",
@@ -419,7 +419,7 @@ def _ablations_section(out, runs, table1_runs, written) -> str:
     rows = []
     for label, group in groups:
         if group:
-            for row in _slope_rows(group, compare, reference):
+            for row in slope_rows(group, compare, reference):
                 rows.append(
                     [
                         label,
@@ -468,7 +468,7 @@ def _ablation_d(runs, reference, out, written, plots) -> str:
             "alpha_1e8",
         ),
     ]
-    rows = _slope_rows(runs, FINAL_QUANTITIES + squared, reference)
+    rows = slope_rows(runs, FINAL_QUANTITIES + squared, reference)
     plots.plot_slopes(
         rows, Path(out) / "ablation_d.png", "(d) slopes against amplitude at the end of training"
     )
@@ -478,7 +478,7 @@ def _ablation_d(runs, reference, out, written, plots) -> str:
         "",
         "At the end of training:",
         "",
-        _slope_markdown(rows),
+        slope_markdown(rows),
         "",
         "![ablation d](ablation_d.png)",
         "",

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from keras_bnreg.config import RunConfig
 
 # Settings that decide where and how fast a run goes, not what it computes.
@@ -62,7 +64,10 @@ def run_config(config_dict: dict) -> RunOutcome:
         from keras_bnreg import experiment
 
         tf.get_logger().setLevel("ERROR")  # one process trains many models: no retrace warnings
-        result = experiment.run(config, verbose=0, notify=lambda message: None)
+        # NumPy's BLAS threads change float summation order: pin them to the run's threads,
+        # so every executor (process pool, Ray, which sets OMP_NUM_THREADS) gives equal numbers.
+        with threadpool_limits(limits=config.threads):
+            result = experiment.run(config, verbose=0, notify=lambda message: None)
         status, message = result.status, ""
     except Exception as error:  # a failed run is reported, the sweep goes on
         status, message = "failed", f"{type(error).__name__}: {error}"

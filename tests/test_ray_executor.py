@@ -1,0 +1,98 @@
+"""Sweeps on Ray: same run function, same results as the process pool, retries, no Ray on import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from keras_bnreg import files, studies, sweep
+
+TIMING = {"epoch_seconds", "monitor_seconds"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    from keras_bnreg import ray_executor
+
+    ray_executor.init(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+def tiny_configs(out, data, amplitudes=(2.0, 4.0)):
+    settings = studies.Settings(out=str(out), data=str(data), epochs=1, seeds=1, hidden=(8,))
+    return [c for c in studies.table1(settings) if c.amplitude in amplitudes]
+
+
+def strip(rows):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def test_ray_gives_the_same_results_as_the_process_pool(ray_session, tmp_path, small_npz):
+    # jobs=2: spawned workers apply threads=1 as Ray's workers do (in-process runs cannot,
+    # once TensorFlow has started, and a different thread count changes float rounding).
+    local = sweep.run_sweep(tiny_configs(tmp_path / "local", small_npz), jobs=2, progress=False)
+    remote = sweep.run_sweep(
+        tiny_configs(tmp_path / "ray", small_npz), executor="ray", progress=False
+    )
+    assert [o.status for o in local] == [o.status for o in remote] == ["completed"] * 2
+    for outcome in local:
+        for name in ("history.csv", "nodes.csv", "nodes_output.csv"):
+            ours = files.read_csv(tmp_path / "local" / "runs" / outcome.name / name)
+            theirs = files.read_csv(tmp_path / "ray" / "runs" / outcome.name / name)
+            assert strip(ours) == strip(theirs), (outcome.name, name)
+    again = sweep.run_sweep(
+        tiny_configs(tmp_path / "ray", small_npz), executor="ray", progress=False
+    )
+    assert {o.status for o in again} == {"skipped"}
+
+
+def test_a_dying_worker_is_retried_and_a_failing_run_reported(ray_session, tmp_path, small_npz):
+    from keras_bnreg import ray_executor
+
+    marker = tmp_path / "crashed-once"
+
+    def crash_first_time(config_dict):
+        import os
+
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)  # the worker process dies mid-run
+        return sweep.run_config(config_dict)
+
+    configs = tiny_configs(tmp_path, small_npz, amplitudes=(2.0,))
+    outcomes = list(ray_executor.run(configs, function=crash_first_time, max_retries=2))
+    assert marker.exists() and [o.status for o in outcomes] == ["completed"]
+    assert sweep.is_complete(configs[0])
+
+    def always_crash(config_dict):
+        import os
+
+        os._exit(1)
+
+    other = tiny_configs(tmp_path / "other", small_npz, amplitudes=(4.0,))
+    outcomes = list(ray_executor.run(other, function=always_crash, max_retries=1))
+    assert [o.status for o in outcomes] == ["failed"] and outcomes[0].message
+    run_dir = tmp_path / "other" / "runs" / other[0].name
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_importing_the_package_and_train_py_does_not_import_ray():
+    code = (
+        "import sys, runpy; sys.argv = ['train.py', '--help']\n"
+        "import keras_bnreg, keras_bnreg.experiment, keras_bnreg.sweep\n"
+        "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\nprint('no ray')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "no ray" in result.stdout, result.stderr[-2000:]
