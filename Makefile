@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: venv train test test-fast lint format reproduce bench theory clean
+.PHONY: venv train test test-slow lint format reproduce bench theory clean
 
 venv: $(STAMP)
 
@@ -22,10 +22,10 @@ train: venv
 	$(PY) train.py --amplitude 4
 
 test: venv
-	$(PY) -m pytest
-
-test-fast: venv
 	$(PY) -m pytest -m "not slow"
+
+test-slow: venv
+	$(PY) -m pytest -m slow
 
 lint: venv
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

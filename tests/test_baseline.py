@@ -72,6 +72,7 @@ def test_deep_network_reports_every_layer(tmp_path, small_dataset):
         )
 
 
+@pytest.mark.slow
 def test_baseline_selects_the_rate_with_the_best_validation_accuracy(
     tmp_path, small_npz, monkeypatch
 ):

@@ -76,6 +76,7 @@ def test_table2_with_noise_predictions(tmp_path, small_npz):
     assert "## Table II" in (tmp_path / "REPORT.md").read_text()
 
 
+@pytest.mark.slow
 def test_equivalence_amplitude_and_epsilon(tmp_path, small_npz):
     """(e): amplitude a with epsilon e trains exactly like amplitude 1 with e / a^2."""
     settings = studies.Settings(
