@@ -210,55 +210,6 @@ def plot_slopes(rows, path, title):
     _save(figure, path)
 
 
-def plot_fig1(path, eigenvalues=(0.3, 3.0), w_star=(1.2, 0.8), angle=0.5):
-    """Fig. 1: a 2-D quadratic loss, the L2-regularised optimum moving towards the dominant
-    eigen-direction as alpha grows, and the alpha BN would set for data of that covariance.
-
-    For a linear least-squares model the loss Hessian is the data's second moment R, so the
-    loss is `1/2 (w - w*)^T R (w - w*)` and BN's rate for the node is `sqrt(w*^T R w*)`.
-    """
-    from keras_bnreg import theory
-
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    second_moment = rotation @ np.diag(eigenvalues) @ rotation.T
-    w_star = np.asarray(w_star, float)
-    alphas = np.logspace(-3, 2, 200)
-    path_points = np.array([theory.l2_shrinkage(w_star, second_moment, a) for a in alphas])
-    alpha_bn = float(np.sqrt(w_star @ second_moment @ w_star))
-    w_bn_point = theory.l2_shrinkage(w_star, second_moment, alpha_bn)
-
-    grid = np.linspace(-0.6, 1.8, 200)
-    w1, w2 = np.meshgrid(grid, grid)
-    offsets = np.stack([w1 - w_star[0], w2 - w_star[1]], axis=-1)
-    loss = 0.5 * np.einsum("...i,ij,...j->...", offsets, second_moment, offsets)
-    figure, axis = plt.subplots(figsize=(7, 6.5), layout="constrained")
-    axis.contour(w1, w2, loss, levels=12, cmap="Greys", linewidths=0.8)
-    for value, vector, name in zip(eigenvalues, rotation.T, ("lambda_1", "lambda_2")):
-        axis.annotate(
-            "",
-            xy=w_star + 0.5 * vector,
-            xytext=w_star,
-            arrowprops={"arrowstyle": "->", "color": "tab:gray"},
-        )
-        axis.text(*(w_star + 0.55 * vector), f"{name} = {value:g}", fontsize=8)
-    scatter = axis.scatter(*path_points.T, c=np.log10(alphas), cmap="viridis", s=6)
-    figure.colorbar(scatter, ax=axis, label="log10 alpha (L2 rate)")
-    axis.plot(*w_star, "k*", markersize=12, label="w* (unregularised optimum)")
-    axis.plot(0, 0, "ko", markersize=4)
-    axis.plot(
-        *w_bn_point, "rs", markersize=9, label=f"alpha set by BN: sqrt(w*^T R w*) = {alpha_bn:.2f}"
-    )
-    axis.set(
-        xlabel="w_1",
-        ylabel="w_2",
-        aspect="equal",
-        title="Fig. 1: w_r = Q (Lambda + alpha I)^-1 Lambda Q^T w*\n"
-        "shrinks the small-eigenvalue direction first",
-    )
-    axis.legend(fontsize=8, loc="lower right")
-    _save(figure, path)
-
-
 def plot_baseline(rows, path):
     """Validation/test accuracy against the L2 rate per amplitude, BN as a reference line;
     and BN's alpha range per amplitude."""

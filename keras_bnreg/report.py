@@ -138,7 +138,7 @@ def build_outputs(out) -> list[Path]:
 
     Returns the files written. Studies with no runs yet are left out of the report.
     """
-    from keras_bnreg import plots, tables
+    from keras_bnreg import plots, tables, theory_plots
 
     out = Path(out)
     runs = tables.read_runs(out / "runs")
@@ -179,7 +179,7 @@ def build_outputs(out) -> list[Path]:
     ablation_section = _ablations_section(out, runs, table1_runs, written)
     if ablation_section:
         sections.append(ablation_section)
-    plots.plot_fig1(out / "fig1.png")
+    theory_plots.plot_fig1(out / "fig1.png")
     written.append(out / "fig1.png")
     files.write_text(out / "REPORT.md", "\n\n".join(sections) + "\n")
     return written + [out / "REPORT.md"]
