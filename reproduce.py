@@ -52,7 +52,7 @@ def run_study(names, args) -> int:
     configs, seen = [], set()
     for name in names:
         study_settings = settings
-        if name == "ablations" and args.ablation_seeds is not None:
+        if name in ("ablations", "baseline", "depth") and args.ablation_seeds is not None:
             study_settings = Settings(**{**settings.__dict__, "seeds": args.ablation_seeds})
         for config in STUDIES[name][0](study_settings):
             if config.name not in seen:
@@ -143,7 +143,10 @@ def argparser() -> ArgumentParser:
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per setting (default: 5)")
     parser.add_argument(
-        "--ablation-seeds", type=int, default=2, help="seeds per ablation setting (default: 2)"
+        "--ablation-seeds",
+        type=int,
+        default=2,
+        help="seeds per setting of the ablations, baseline and depth studies (default: 2)",
     )
     parser.add_argument("--epochs", type=int, default=10, help="epochs per run (default: 10)")
     parser.add_argument("--data", default="auto", help="as train.py --data (default: auto)")
