@@ -102,13 +102,112 @@ def epoch_walls(config, dataset, monitor_deep_every=None):
     return wall.epochs[1:]  # the first epoch compiles
 
 
+def scaling_point(samples, width):
+    """One configuration of the scaling table, in this (fresh) process; prints JSON."""
+    import json
+    import resource
+
+    import keras
+
+    from keras_bnreg import experiment
+    from keras_bnreg.config import RunConfig
+    from keras_bnreg.monitor import RegularizationMonitor
+
+    x, y, _ = load_inputs(samples)
+    x_test, y_test, _ = load_inputs(1000, seed=1)
+    dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    config = RunConfig(epochs=2, hidden=(width,))
+    keras.utils.set_random_seed(0)
+    model = experiment.build_model(config)
+    monitor = RegularizationMonitor(x, deep_every=1)
+    timer = {}
+
+    class Wall(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            timer["start"] = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            timer["epoch"] = time.perf_counter() - timer["start"] - logs["monitor_seconds"]
+
+    experiment.train_model(model, dataset, config, [monitor, Wall()], verbose=0)
+    light, deep = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        monitor.measure(deep=False)
+        light.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        monitor.measure(deep=True)
+        deep.append(time.perf_counter() - start)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "samples": samples,
+                "width": width,
+                "epoch": timer["epoch"],
+                "light": statistics.median(light),
+                "deep": statistics.median(deep),
+                "rss_mb": rss,
+                "inputs_mb": x.nbytes / 2**20,
+            }
+        )
+    )
+
+
+def scaling_table(sample_sizes=(10000, 30000, 60000), widths=(300, 1000, 3000)):
+    """Epoch and monitor time, peak RSS, per (samples, width); each in its own process."""
+    import json
+    import subprocess
+
+    rows = []
+    for samples in sample_sizes:
+        for width in widths:
+            output = subprocess.run(
+                [sys.executable, __file__, "--scaling-point", str(samples), str(width)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rows.append(json.loads(output.strip().splitlines()[-1]))
+            print(f"  scaling {samples} x {width}: done", file=sys.stderr)
+    unit = rows[0]["deep"] / (rows[0]["samples"] * rows[0]["width"])
+    print(
+        "\nscaling: epoch (training + validation, monitor excluded) and monitor cost; the "
+        "deep pass should be linear in samples x width, memory bounded by its chunk"
+    )
+    header = (
+        f"{'samples':>8}{'width':>7}{'epoch s':>9}{'monitor light s':>17}"
+        f"{'monitor deep s':>16}{'deep / (N x W), vs first':>26}{'peak RSS MB':>13}"
+        f"{'inputs MB':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row["deep"] / (row["samples"] * row["width"]) / unit
+        print(
+            f"{row['samples']:>8}{row['width']:>7}{row['epoch']:>9.3f}{row['light']:>17.4f}"
+            f"{row['deep']:>16.3f}{ratio:>26.2f}{row['rss_mb']:>13.0f}{row['inputs_mb']:>11.0f}"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=60000, help="training samples")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (first excluded)")
     parser.add_argument("--repeats", type=int, default=3, help="fits per configuration")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also the scaling table: 10k/30k/60k samples x width 300/1000/3000",
+    )
+    parser.add_argument("--scaling-only", action="store_true", help="only the scaling table")
+    parser.add_argument("--scaling-point", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.scaling_point:
+        return scaling_point(*args.scaling_point)
+    if args.scaling_only:
+        return scaling_table()
     if args.samples < 128 or args.epochs < 2 or args.repeats < 1:
         parser.error("need --samples >= 128, --epochs >= 2, --repeats >= 1")
 
@@ -201,6 +300,8 @@ def main(argv=None):
         f"{every}-epoch run, "
         f"{median[configurations[3][0]][0] / off_s - 1:+.1%} with deep every epoch"
     )
+    if args.scaling:
+        scaling_table()
 
 
 if __name__ == "__main__":

@@ -654,6 +654,19 @@ def _baseline_section(out, runs, written) -> str:
     if selected:
         rates = ", ".join(f"amplitude {a:g}: {r['l2_rate']:g}" for a, r in selected.items())
         lines.append(f"- Selected L2 rate by amplitude: {rates}.")
+        for amplitude, best in selected.items():
+            close = [
+                r["l2_rate"]
+                for r in rows
+                if r["amplitude"] == amplitude
+                and r["l2_rate"] is not None
+                and best["val_accuracy"] - r["val_accuracy"] <= 0.005
+            ]
+            lines.append(
+                f"  - amplitude {amplitude:g}: rates within 0.005 of the best "
+                f"validation accuracy: {', '.join(f'{c:g}' for c in close)} (how "
+                "sharply the data pick the rate)"
+            )
     if len(bn_rows) > 1:
         amplitudes = sorted(bn_rows)
         low, high = bn_rows[amplitudes[0]], bn_rows[amplitudes[-1]]

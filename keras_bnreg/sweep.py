@@ -49,6 +49,8 @@ def is_complete(config: RunConfig) -> bool:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         return False
+    # Through RunConfig: settings added since that run was made take their defaults.
+    saved = json.loads(json.dumps(RunConfig.from_dict(saved).to_dict()))
     return summary.get("status") == "completed" and scientific(saved) == scientific(
         json.loads(json.dumps(config.to_dict()))
     )

@@ -51,6 +51,22 @@ def test_rerun_skips_completed_runs(table1_out, small_npz):
     )
 
 
+def test_runs_made_before_a_new_setting_existed_still_count_as_complete(table1_out, small_npz):
+    settings = studies.Settings(
+        out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,)
+    )
+    config = studies.table1(settings)[0]
+    path = table1_out / "runs" / config.name / "config.json"
+    saved = json.loads(path.read_text())
+    older = {k: v for k, v in saved.items() if k not in ("l2", "validation_fraction")}
+    files.write_json(path, older)
+    try:
+        assert sweep.is_complete(config)
+        assert not sweep.is_complete(config.replace(l2=0.1))
+    finally:
+        files.write_json(path, saved)
+
+
 def test_report_rebuilds_without_training(table1_out, capsys):
     before = (table1_out / "table1.csv").read_text()
     (table1_out / "table1.csv").unlink()
