@@ -124,7 +124,8 @@ def argparser() -> ArgumentParser:
         "--steps-per-execution",
         type=int,
         default=defaults.steps_per_execution,
-        help="training steps per compiled call (default: 32)",
+        help="training steps per compiled call (default: a whole epoch; smaller for "
+        "a finer progress bar)",
     )
     add("--no-jit", action="store_true", help="do not XLA-compile the training step")
     add("--quiet", action="store_true", help="no progress bar")

@@ -1,17 +1,21 @@
 """Epoch time of the paper's model: plain Keras fit vs this project's path, monitor on/off.
 
-    python benchmarks/bench_training.py [--samples 60000] [--epochs 4] [--repeats 3]
+    python benchmarks/bench_training.py [--samples 60000] [--epochs 6] [--repeats 3] [--scaling]
 
-Everything is measured side by side in one process, so the ratios are comparable even on
-a loaded machine. Data: the genuine MNIST test digits (../shared/data/mnist-t10k) tiled to
+Everything is measured side by side in one benchmark run, configurations interleaved, so
+the ratios are comparable even on a loaded machine; each fit runs in a fresh process, as a
+run does (fits that follow other fits in one process showed multi-second stalls). Data:
+the genuine MNIST test digits (../shared/data/mnist-t10k) tiled to
 `--samples` when present, else synthetic digits of MNIST's shape. The first epoch of each
 fit (compilation) is excluded; the table shows the median of the others over all repeats.
 
 Configurations:
-  plain fit        same Keras model, `model.fit` with NumPy arrays, steps_per_execution=1, no XLA
-  fast, no monitor experiment.build_model + experiment.train_model (the path every run uses)
-  fast + monitor   the same with RegularizationMonitor (defaults: all layers every epoch)
-  fast + monitor, deep at last epoch   `--monitor-deep-every <epochs>`
+  plain fit          the same Keras model, `model.fit` with NumPy arrays, steps_per_execution=1,
+                     no XLA
+  fast, no monitor   experiment.build_model + experiment.train_model (the path every run uses:
+                     XLA, a whole epoch per compiled call)
+  fast + monitor     the same with RegularizationMonitor as a run has it (deeper layers' data
+                     pass every 10 epochs and at the last), and with that pass every epoch
 The floor: training FLOPs per epoch (6 x parameters x samples) divided by the GFLOP/s of a
 float32 NumPy matmul of the first layer's shapes (128 x 784 @ 784 x 300), measured here.
 """
@@ -19,9 +23,11 @@ float32 NumPy matmul of the first layer's shapes (128 x 784 @ 784 x 300), measur
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,7 +99,7 @@ def epoch_walls(config, dataset, monitor_deep_every=None):
             )
 
     keras.utils.set_random_seed(config.seed)
-    model = experiment.build_model(config)
+    model = experiment.build_model(config, len(dataset.x_train))
     callbacks = []
     if monitor_deep_every is not None:
         callbacks.append(RegularizationMonitor(dataset.x_train, deep_every=monitor_deep_every))
@@ -102,11 +108,49 @@ def epoch_walls(config, dataset, monitor_deep_every=None):
     return wall.epochs[1:]  # the first epoch compiles
 
 
+def fit_configurations(epochs):
+    """(name, RunConfig, monitor deep_every or None) per benchmarked configuration."""
+    from keras_bnreg.config import RunConfig
+
+    fast = RunConfig(epochs=epochs)
+    plain = fast.replace(steps_per_execution=1, jit_compile=False)
+    return [
+        ("plain fit (spe=1, no XLA)", plain, None),
+        ("fast, no monitor", fast, None),
+        (
+            f"fast + monitor (default, deep every {fast.monitor_deep_every})",
+            fast,
+            fast.monitor_deep_every,
+        ),
+        ("fast + monitor (deep every epoch)", fast, 1),
+    ]
+
+
+def fit_point(index, samples, epochs, threads):
+    """One fit of configuration `index` in this (fresh) process, as a run would be; prints
+    its timed epochs as JSON."""
+    from keras_bnreg import experiment
+
+    experiment.set_threads(threads)
+    _, config, deep = fit_configurations(epochs)[index]
+    x, y, _ = load_inputs(samples)
+    x_test, y_test, _ = load_inputs(2000, seed=1)
+    dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    print(json.dumps(epoch_walls(config, dataset, deep)))
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM; unlike getrusage's ru_maxrss it is not
+    inherited from the parent across exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def scaling_point(samples, width):
     """One configuration of the scaling table, in this (fresh) process; prints JSON."""
-    import json
-    import resource
-
     import keras
 
     from keras_bnreg import experiment
@@ -116,18 +160,19 @@ def scaling_point(samples, width):
     x, y, _ = load_inputs(samples)
     x_test, y_test, _ = load_inputs(1000, seed=1)
     dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
-    config = RunConfig(epochs=2, hidden=(width,))
+    config = RunConfig(epochs=4, hidden=(width,))
     keras.utils.set_random_seed(0)
-    model = experiment.build_model(config)
+    model = experiment.build_model(config, samples)
     monitor = RegularizationMonitor(x, deep_every=1)
-    timer = {}
+    timer = {"epochs": []}
 
     class Wall(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             timer["start"] = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            timer["epoch"] = time.perf_counter() - timer["start"] - logs["monitor_seconds"]
+            seconds = time.perf_counter() - timer["start"] - logs["monitor_seconds"]
+            timer["epochs"].append(seconds)
 
     experiment.train_model(model, dataset, config, [monitor, Wall()], verbose=0)
     light, deep = [], []
@@ -138,13 +183,13 @@ def scaling_point(samples, width):
         start = time.perf_counter()
         monitor.measure(deep=True)
         deep.append(time.perf_counter() - start)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     print(
         json.dumps(
             {
                 "samples": samples,
                 "width": width,
-                "epoch": timer["epoch"],
+                "epoch": statistics.median(timer["epochs"][1:]),  # the first compiles
                 "light": statistics.median(light),
                 "deep": statistics.median(deep),
                 "rss_mb": rss,
@@ -156,9 +201,6 @@ def scaling_point(samples, width):
 
 def scaling_table(sample_sizes=(10000, 30000, 60000), widths=(300, 1000, 3000)):
     """Epoch and monitor time, peak RSS, per (samples, width); each in its own process."""
-    import json
-    import subprocess
-
     rows = []
     for samples in sample_sizes:
         for width in widths:
@@ -193,7 +235,7 @@ def scaling_table(sample_sizes=(10000, 30000, 60000), widths=(300, 1000, 3000)):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=60000, help="training samples")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (first excluded)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per fit (first excluded)")
     parser.add_argument("--repeats", type=int, default=3, help="fits per configuration")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
     parser.add_argument(
@@ -203,40 +245,34 @@ def main(argv=None):
     )
     parser.add_argument("--scaling-only", action="store_true", help="only the scaling table")
     parser.add_argument("--scaling-point", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--fit-point", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.scaling_point:
         return scaling_point(*args.scaling_point)
+    if args.fit_point is not None:
+        return fit_point(args.fit_point, args.samples, args.epochs, args.threads)
     if args.scaling_only:
         return scaling_table()
     if args.samples < 128 or args.epochs < 2 or args.repeats < 1:
         parser.error("need --samples >= 128, --epochs >= 2, --repeats >= 1")
 
     from keras_bnreg import experiment
-    from keras_bnreg.config import RunConfig
 
-    experiment.set_threads(args.threads)
-    x, y, source = load_inputs(args.samples)
-    x_test, y_test, _ = load_inputs(2000, seed=1)
-    dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
-    fast = RunConfig(epochs=args.epochs)
-    plain = fast.replace(steps_per_execution=1, jit_compile=False)
-    configurations = [
-        ("plain fit (spe=1, no XLA)", plain, None),
-        ("fast, no monitor", fast, None),
-        (
-            f"fast + monitor (default, deep every {fast.monitor_deep_every})",
-            fast,
-            fast.monitor_deep_every,
-        ),
-        ("fast + monitor (deep every epoch)", fast, 1),
-    ]
+    configurations = fit_configurations(args.epochs)
+    fast = configurations[1][1]
+    _, _, source = load_inputs(args.samples)
     gflops = matmul_gflops()
-    params = experiment.build_model(fast).count_params()
+    params = experiment.build_model(fast, args.samples).count_params()
     floor = 6 * params * args.samples / (gflops * 1e9)
     results = {name: [] for name, _, _ in configurations}
     for repeat in range(args.repeats):
-        for name, config, deep in configurations:  # interleaved: load hits all alike
-            epochs = epoch_walls(config, dataset, deep)
+        for index, (name, _, _) in enumerate(configurations):  # interleaved: load hits all alike
+            command = [sys.executable, __file__, "--fit-point", str(index)]
+            command += ["--samples", str(args.samples), "--epochs", str(args.epochs)]
+            if args.threads is not None:
+                command += ["--threads", str(args.threads)]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            epochs = json.loads(output.strip().splitlines()[-1])
             results[name].extend(epochs)
             print(
                 f"  repeat {repeat + 1}/{args.repeats} {name}: "
@@ -260,45 +296,50 @@ def main(argv=None):
         f"floor: {6 * params * args.samples / 1e9:.1f} GFLOP per epoch at {gflops:.0f} GFLOP/s"
         f" (float32 matmul 128x784 @ 784x300) = {floor:.3f} s"
     )
-    median = {}
+    stats = {}
     for name, _, _ in configurations:
         for kind, keep in (
             ("", lambda e: True),
             (" [light]", lambda e: not e[2]),
             (" [deep]", lambda e: e[2]),
         ):
-            walls = [e[0] for e in results[name] if keep(e)]
-            if walls and (kind == "" or name.startswith("fast + monitor (default")):
-                median[name + kind] = (
+            epochs = [e for e in results[name] if keep(e)]
+            if epochs and (kind == "" or name.startswith("fast + monitor (default")):
+                walls = [e[0] for e in epochs]
+                stats[name + kind] = (
                     statistics.median(walls),
                     min(walls),
                     max(walls),
-                    statistics.median([e[1] for e in results[name] if keep(e)]),
+                    statistics.median([e[1] for e in epochs]),
                 )
-    plain_s = median[configurations[0][0]][0]
-    off_s = median[configurations[1][0]][0]
+    plain_s, plain_best = stats[configurations[0][0]][:2]
+    off_s, off_best = stats[configurations[1][0]][:2]
     header = (
         f"{'configuration (epoch wall time)':<52}{'median s':>9}{'min-max':>14}"
-        f"{'vs plain':>9}{'vs floor':>9}{'monitor s':>10}{'overhead':>9}"
+        f"{'vs plain':>9}{'(best)':>8}{'vs floor':>9}{'monitor s':>10}{'monitor %':>10}"
     )
     print(header)
     print("-" * len(header))
-    for name, (mid, low, high, monitor) in median.items():
-        overhead = f"{mid / off_s - 1:+.1%}" if "+ monitor" in name else "-"
+    for name, (mid, low, high, monitor) in stats.items():
+        share = f"{monitor / off_s:+.1%}" if "+ monitor" in name else "-"
         print(
             f"{name:<52}{mid:>9.3f}{f'{low:.2f}-{high:.2f}':>14}{plain_s / mid:>8.2f}x"
-            f"{mid / floor:>8.2f}x{monitor:>10.4f}{overhead:>9}"
+            f"{plain_best / low:>7.2f}x{mid / floor:>8.2f}x{monitor:>10.4f}{share:>10}"
         )
     default = configurations[2][0]
-    light, deep = median[default + " [light]"][0], median[default + " [deep]"][0]
+    light, deep = stats[default + " [light]"][3], stats[default + " [deep]"][3]
     every = fast.monitor_deep_every
-    amortised = ((every - 1) * light + deep) / every / off_s - 1
+    amortised = ((every - 1) * light + deep) / every / off_s
     print(
-        f"\nspeed-up vs plain fit: {plain_s / off_s:.2f}x; epoch vs floor: {off_s / floor:.2f}x; "
-        f"monitor overhead: {light / off_s - 1:+.1%} per light epoch, "
-        f"{deep / off_s - 1:+.1%} on a deep epoch, {amortised:+.1%} over a default "
-        f"{every}-epoch run, "
-        f"{median[configurations[3][0]][0] / off_s - 1:+.1%} with deep every epoch"
+        "\n(vs plain: ratio of medians; (best): ratio of the fastest epochs. monitor %: the "
+        "monitor's own time, measured inside its callback, over the median epoch without it)"
+    )
+    print(
+        f"speed-up vs plain fit: {plain_s / off_s:.2f}x (medians), {plain_best / off_best:.2f}x "
+        f"(fastest epochs); epoch vs floor: {off_s / floor:.2f}x (median), "
+        f"{off_best / floor:.2f}x (fastest); monitor: {light / off_s:+.1%} per light epoch, "
+        f"{deep / off_s:+.1%} on a deep epoch, {amortised:+.1%} over a default {every}-epoch "
+        f"run, {stats[configurations[3][0]][3] / off_s:+.1%} with deep every epoch"
     )
     if args.scaling:
         scaling_table()

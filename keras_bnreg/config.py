@@ -44,7 +44,7 @@ class RunConfig:
     monitor_deep_every: int = 10  # deeper layers' data-based alpha every N epochs and the last
     tensorboard: str | None = None  # directory for TensorBoard scalars and histograms
     # speed
-    steps_per_execution: int = 32  # training steps per compiled call
+    steps_per_execution: int | None = None  # training steps per compiled call; None: an epoch
     jit_compile: bool = True  # XLA-compile the training step
     threads: int | None = None  # TensorFlow intra-op threads; None: all cores
     # outputs
@@ -112,7 +112,8 @@ class RunConfig:
             "monitor_deep_every",
         ):
             _at_least_one(name, getattr(self, name))
-        _at_least_one("steps_per_execution", self.steps_per_execution)
+        if self.steps_per_execution is not None:
+            _at_least_one("steps_per_execution", self.steps_per_execution)
         if self.threads is not None:
             _at_least_one("threads", self.threads)
         if not self.hidden:

@@ -79,8 +79,19 @@ def set_threads(threads: int | None) -> None:
         print("warning: TensorFlow already started; --threads ignored", file=sys.stderr)
 
 
-def build_model(config: RunConfig):
-    """The paper's MLP, compiled as the config says."""
+def steps_per_execution(config: RunConfig, train_samples: int | None) -> int:
+    """Training steps per compiled call: the config's, or by default a whole epoch
+    (one call per epoch: no Python, callback or tf.data hand-off between steps)."""
+    if config.steps_per_execution is not None:
+        return config.steps_per_execution
+    if train_samples is None:
+        raise ValueError("steps_per_execution=None (a whole epoch) needs train_samples")
+    return max(1, -(-train_samples // config.batch_size))
+
+
+def build_model(config: RunConfig, train_samples: int | None = None):
+    """The paper's MLP, compiled as the config says; `train_samples` sizes the default
+    steps per execution (a whole epoch)."""
     model = build_mlp(
         config.hidden,
         init_std=config.init_std,
@@ -95,7 +106,7 @@ def build_model(config: RunConfig):
         optimizer=optimizers[config.optimizer](learning_rate=config.lr),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=steps_per_execution(config, train_samples),
         jit_compile=config.jit_compile,
     )
     return model
@@ -153,8 +164,9 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
         stale.unlink()
     files.write_json(run_dir / "config.json", config.to_dict())
 
+    keras.backend.clear_session()  # a sweep worker's earlier models: freed now, not mid-epoch
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config)
+    model = build_model(config, len(dataset.x_train))
     monitor = RegularizationMonitor(
         dataset.x_train,
         every=config.monitor_every,

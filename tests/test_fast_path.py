@@ -1,5 +1,5 @@
-"""The fast path (steps_per_execution=32-style batching of steps, XLA) computes what a plain
-`model.fit` computes: same start, a few steps, same weights and BN statistics."""
+"""The fast path (XLA, many steps per compiled call: by default a whole epoch) computes what
+a plain `model.fit` computes: same start, a few steps, same weights and BN statistics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from keras_bnreg.config import RunConfig
 
 def train_a_few_steps(config, x, y):
     keras.utils.set_random_seed(0)
-    model = experiment.build_model(config)
+    model = experiment.build_model(config, len(x))
     model.fit(x, y, batch_size=128, epochs=1, shuffle=False, verbose=0)  # 4 steps
     return {w.path: np.asarray(w.numpy(), np.float64) for w in model.weights}
 
@@ -27,12 +27,12 @@ def inputs():
 
 @pytest.mark.parametrize("optimizer, tolerance", [("sgd", 1e-4), ("adam", 2e-2)])
 def test_fast_and_plain_paths_agree(optimizer, tolerance, inputs):
-    fast = train_a_few_steps(RunConfig(optimizer=optimizer, steps_per_execution=4), *inputs)
+    fast = train_a_few_steps(RunConfig(optimizer=optimizer), *inputs)  # default: 4 steps a call
     plain = train_a_few_steps(
         RunConfig(optimizer=optimizer, steps_per_execution=1, jit_compile=False), *inputs
     )
     assert fast.keys() == plain.keys()
-    start = experiment.build_model(RunConfig()).get_weights()
+    start = experiment.build_model(RunConfig(), len(inputs[0])).get_weights()
     for (path, a), b, initial in zip(fast.items(), plain.values(), start):
         if path.endswith("/bias") and not path.endswith("_bn/bias"):
             # BN right after cancels a Dense bias: its gradient is zero in exact arithmetic,
@@ -45,6 +45,15 @@ def test_fast_and_plain_paths_agree(optimizer, tolerance, inputs):
 
 
 def test_dense_bias_before_bn_gets_no_real_gradient(inputs):
-    weights = train_a_few_steps(RunConfig(optimizer="sgd", steps_per_execution=4), *inputs)
+    weights = train_a_few_steps(RunConfig(optimizer="sgd"), *inputs)
     for path in ("hidden1/bias", "output/bias"):
         assert np.max(np.abs(weights[path])) < 1e-6, path  # lr 0.1 x float noise only
+
+
+def test_default_steps_per_execution_is_one_epoch():
+    config = RunConfig(batch_size=128)
+    assert experiment.steps_per_execution(config, 60000) == 469  # ceil(60000 / 128)
+    assert experiment.steps_per_execution(config, 100) == 1
+    assert experiment.steps_per_execution(config.replace(steps_per_execution=7), 60000) == 7
+    with pytest.raises(ValueError, match="train_samples"):
+        experiment.steps_per_execution(config, None)
