@@ -40,8 +40,15 @@ sys.path.insert(0, str(ROOT))
 T10K = ROOT.parent / "shared" / "data" / "mnist-t10k"
 
 
+def inputs_source(samples):
+    """What load_inputs(samples) returns, in words."""
+    if (T10K / "t10k-images-idx3-ubyte.gz").is_file():
+        return f"genuine MNIST t10k digits tiled to {samples}"
+    return f"synthetic MNIST-shaped digits ({samples})"
+
+
 def load_inputs(samples, seed=0):
-    """(x, y, source): float32 (samples, 784) in [0, 1] and labels."""
+    """(x, y): float32 (samples, 784) in [0, 1] and labels."""
     from keras_bnreg import data
 
     images_path = T10K / "t10k-images-idx3-ubyte.gz"
@@ -50,14 +57,26 @@ def load_inputs(samples, seed=0):
         labels = data.read_idx(T10K / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
         reps = -(-samples // len(images))
         images, labels = np.tile(images, (reps, 1, 1))[:samples], np.tile(labels, reps)[:samples]
-        source = f"genuine MNIST t10k digits tiled to {samples}"
     else:
         sys.path.insert(0, str(ROOT / "tests"))
         from conftest import synthetic_digits
 
         images, labels = synthetic_digits(samples, seed)
-        source = f"synthetic MNIST-shaped digits ({samples})"
-    return data.scale_images(images, 1.0), labels, source
+    return data.scale_images(images, 1.0), labels
+
+
+def benchmark_dataset(samples, test_samples):
+    """The inputs as experiment.train_model takes them: training and validation splits."""
+    x, y = load_inputs(samples)
+    x_test, y_test = load_inputs(test_samples, seed=1)
+    return SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+
+
+def run_child(*arguments):
+    """This script with `arguments` in a fresh process; its last stdout line, as JSON."""
+    command = [sys.executable, __file__, *map(str, arguments)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def matmul_gflops(repeats=200):
@@ -133,10 +152,7 @@ def fit_point(index, samples, epochs, threads):
 
     experiment.set_threads(threads)
     _, config, deep = fit_configurations(epochs)[index]
-    x, y, _ = load_inputs(samples)
-    x_test, y_test, _ = load_inputs(2000, seed=1)
-    dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
-    print(json.dumps(epoch_walls(config, dataset, deep)))
+    print(json.dumps(epoch_walls(config, benchmark_dataset(samples, 2000), deep)))
 
 
 def peak_rss_mb():
@@ -157,9 +173,8 @@ def scaling_point(samples, width):
     from keras_bnreg.config import RunConfig
     from keras_bnreg.monitor import RegularizationMonitor
 
-    x, y, _ = load_inputs(samples)
-    x_test, y_test, _ = load_inputs(1000, seed=1)
-    dataset = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    dataset = benchmark_dataset(samples, 1000)
+    x = dataset.x_train
     config = RunConfig(epochs=4, hidden=(width,))
     keras.utils.set_random_seed(0)
     model = experiment.build_model(config, samples)
@@ -204,13 +219,7 @@ def scaling_table(sample_sizes=(10000, 30000, 60000), widths=(300, 1000, 3000)):
     rows = []
     for samples in sample_sizes:
         for width in widths:
-            output = subprocess.run(
-                [sys.executable, __file__, "--scaling-point", str(samples), str(width)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            rows.append(json.loads(output.strip().splitlines()[-1]))
+            rows.append(run_child("--scaling-point", samples, width))
             print(f"  scaling {samples} x {width}: done", file=sys.stderr)
     unit = rows[0]["deep"] / (rows[0]["samples"] * rows[0]["width"])
     print(
@@ -260,19 +269,17 @@ def main(argv=None):
 
     configurations = fit_configurations(args.epochs)
     fast = configurations[1][1]
-    _, _, source = load_inputs(args.samples)
+    source = inputs_source(args.samples)
     gflops = matmul_gflops()
     params = experiment.build_model(fast, args.samples).count_params()
     floor = 6 * params * args.samples / (gflops * 1e9)
     results = {name: [] for name, _, _ in configurations}
     for repeat in range(args.repeats):
         for index, (name, _, _) in enumerate(configurations):  # interleaved: load hits all alike
-            command = [sys.executable, __file__, "--fit-point", str(index)]
-            command += ["--samples", str(args.samples), "--epochs", str(args.epochs)]
-            if args.threads is not None:
-                command += ["--threads", str(args.threads)]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            epochs = json.loads(output.strip().splitlines()[-1])
+            threads = () if args.threads is None else ("--threads", args.threads)
+            epochs = run_child(
+                "--fit-point", index, "--samples", args.samples, "--epochs", args.epochs, *threads
+            )
             results[name].extend(epochs)
             print(
                 f"  repeat {repeat + 1}/{args.repeats} {name}: "
