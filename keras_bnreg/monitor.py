@@ -26,7 +26,8 @@ def measure_model(model, inputs, deep=True, chunk_size=8192) -> dict:
 
     Args:
         model: any Keras 3 model with Dense/Conv -> BatchNormalization pairs (`pairs.py`).
-        inputs: the training inputs, as `model.fit` receives them.
+        inputs: the training inputs, as `model.fit` receives them; None: only the
+            columns that need no data (alpha and alpha_centered NaN).
         deep: also measure the data-based alpha of layers whose inputs change in training
             (one streamed inference pass); without it those columns are NaN.
         chunk_size: at most this many inputs per chunk.
@@ -59,12 +60,12 @@ class ModelMeasurer:
         self.model = model
         self.inputs = inputs
         self.chunk_size = chunk_size
-        self.count = len(keras.tree.flatten(inputs)[0])
+        self.count = 0 if inputs is None else len(keras.tree.flatten(inputs)[0])
         self.pairs = pairs_module.find_pairs(model, inputs)
         self.moments = {}
         self.streamed = []
         for pair in self.pairs:
-            if not pair.reachable:
+            if not pair.reachable or inputs is None:
                 continue
             if pair.fixed_inputs and _patch_path(pair.layer):
                 self.moments[pair.name] = self._input_moments(pair.layer)
