@@ -130,9 +130,16 @@ def _build_sequential(model, inputs) -> None:
 
 def _has_graph(model) -> bool:
     try:
-        return bool(model.inputs) and bool(model.operations)
+        return bool(model.inputs) and bool(_operations(model))
     except AttributeError:
         return False
+
+
+def _operations(model) -> list:
+    """The model's layers in data-flow order (a Sequential's list is that order)."""
+    if isinstance(model, keras.Sequential):
+        return list(model.layers)
+    return list(model.operations)
 
 
 def _call_count(layer) -> int:
@@ -142,7 +149,7 @@ def _call_count(layer) -> int:
 
 
 def _graph_pairs(model) -> list[Pair]:
-    operations = list(model.operations)
+    operations = _operations(model)
     producer, consumers = {}, {}
     for operation in operations:
         for tensor in keras.tree.flatten(operation.output):
@@ -155,11 +162,12 @@ def _graph_pairs(model) -> list[Pair]:
         consumers.setdefault(id(tensor), []).append("the model's output")
     model_inputs = {id(tensor) for tensor in keras.tree.flatten(model.inputs)}
     has_bn = any(isinstance(op, keras.layers.BatchNormalization) for op in operations)
+    shared = [op.name for op in operations if _call_count(op) > 1]
     found = []
     for operation in operations:
         if has_bn and isinstance(operation, keras.layers.BatchNormalization):
             source = producer.get(id(operation.input))
-            reason = _bn_pair_problem(operation, source, producer, consumers)
+            reason = _bn_pair_problem(operation, source, producer, consumers, shared)
             if reason:
                 _warn(f"BatchNormalization {operation.name!r} not measured: {reason}")
                 continue
@@ -191,9 +199,11 @@ def _layer_problem(layer) -> str | None:
     return None
 
 
-def _bn_pair_problem(bn, source, producer, consumers) -> str | None:
+def _bn_pair_problem(bn, source, producer, consumers, shared) -> str | None:
     if _call_count(bn) > 1:
         return f"it is shared (called {_call_count(bn)} times)"
+    if source is None and shared:
+        return f"it is fed by a later call of a shared layer (called more than once: {shared})"
     if not isinstance(source, MEASURED_TYPES):
         kind = "nothing known" if source is None else f"{source.name!r} ({type(source).__name__})"
         text = f"it is fed by {kind}, not by a Dense, Conv1D or Conv2D layer"
