@@ -121,7 +121,7 @@ def _all(args) -> int:
 
 @command("fig1", "Fig. 1: L2 shrinkage on a 2-D quadratic and the alpha BN would set")
 def _fig1(args) -> int:
-    from keras_bnreg import theory_plots
+    from keras_bnreg.theory import plots as theory_plots
 
     theory_plots.plot_fig1(Path(args.out) / "fig1.png")
     print(f"wrote {Path(args.out) / 'fig1.png'}", file=sys.stderr)

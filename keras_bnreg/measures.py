@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_bnreg.theory.forms import regularization_rate
+
 # Per-node columns in the order nodes.csv writes them.
 NODE_COLUMNS = (
     "l1",
@@ -96,19 +98,6 @@ def alphas_from_moments(count, sum_z, sum_z2):
     second = np.asarray(sum_z2, dtype=np.float64) / count
     mean = np.asarray(sum_z, dtype=np.float64) / count
     return np.sqrt(second), np.sqrt(np.maximum(second - mean**2, 0.0))
-
-
-def alpha_from_second_moment(kernel, second_moment):
-    """`alpha_j = sqrt(w_j^T R w_j)` for every column of `kernel`, given `R = E[x x^T]`."""
-    kernel = np.asarray(kernel, dtype=np.float64)
-    second_moment = np.asarray(second_moment, dtype=np.float64)
-    d = kernel.shape[0]
-    if second_moment.shape != (d, d):
-        raise ValueError(
-            f"second_moment must have shape ({d}, {d}). Received: shape {second_moment.shape}"
-        )
-    quadratic = np.einsum("ij,ij->j", second_moment @ kernel, kernel)
-    return np.sqrt(np.maximum(quadratic, 0.0))
 
 
 def row_moments(chunks):
@@ -232,7 +221,7 @@ def alphas_from_input_moments(kernel, second_moment, mean):
     (clipped at 0 against rounding): the same numbers `alphas_from_moments` gives from the
     projections, without touching the N inputs again.
     """
-    alpha = alpha_from_second_moment(kernel, second_moment)
+    alpha = regularization_rate(kernel, second_moment)  # the verified form (Eq. 3, 8)
     mean_projection = np.asarray(mean, dtype=np.float64) @ np.asarray(kernel, dtype=np.float64)
     return alpha, np.sqrt(np.maximum(alpha**2 - mean_projection**2, 0.0))
 

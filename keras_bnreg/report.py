@@ -138,7 +138,8 @@ def build_outputs(out) -> list[Path]:
 
     Returns the files written. Studies with no runs yet are left out of the report.
     """
-    from keras_bnreg import plots, tables, theory_plots
+    from keras_bnreg import plots, tables
+    from keras_bnreg.theory import plots as theory_plots
 
     out = Path(out)
     runs = tables.read_runs(out / "runs")
