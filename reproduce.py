@@ -148,7 +148,7 @@ def run_command(args) -> int:
     if args.study == "all":
         return run_study(list(ALL), args)
     if args.study == "fig1":
-        from keras_bnreg import theory_plots
+        from keras_bnreg.theory import plots as theory_plots
 
         theory_plots.plot_fig1(Path(args.out) / "fig1.png")
         print(f"wrote {Path(args.out) / 'fig1.png'}", file=sys.stderr)

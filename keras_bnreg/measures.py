@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_bnreg.theory.forms import regularization_rate
+
 # Per-node columns in the order nodes.csv writes them.
 NODE_COLUMNS = (
     "l1",
@@ -94,19 +96,6 @@ def alphas_from_moments(count, sum_z, sum_z2):
     return np.sqrt(second), np.sqrt(np.maximum(second - mean**2, 0.0))
 
 
-def alpha_from_second_moment(kernel, second_moment):
-    """`alpha_j = sqrt(w_j^T R w_j)` for every column of `kernel`, given `R = E[x x^T]`."""
-    kernel = np.asarray(kernel, dtype=np.float64)
-    second_moment = np.asarray(second_moment, dtype=np.float64)
-    d = kernel.shape[0]
-    if second_moment.shape != (d, d):
-        raise ValueError(
-            f"second_moment must have shape ({d}, {d}). Received: shape {second_moment.shape}"
-        )
-    quadratic = np.einsum("ij,ij->j", second_moment @ kernel, kernel)
-    return np.sqrt(np.maximum(quadratic, 0.0))
-
-
 def input_moments(inputs, chunk_size=8192):
     """`R = E[x x^T]` and `E[x]` over the rows of `inputs`, streamed in chunks (float64 sums).
 
@@ -123,8 +112,9 @@ def input_moments(inputs, chunk_size=8192):
     d = inputs.shape[1]
     second, total = np.zeros((d, d)), np.zeros(d)
     for start in range(0, len(inputs), chunk_size):
-        chunk = inputs[start : start + chunk_size]
-        second += (chunk.T @ chunk).astype(np.float64)
+        # float64 products: R stays symmetric and semi-definite to rounding, as the forms check
+        chunk = np.asarray(inputs[start : start + chunk_size], dtype=np.float64)
+        second += chunk.T @ chunk
         total += chunk.sum(axis=0, dtype=np.float64)
     return second / len(inputs), total / len(inputs)
 
@@ -136,7 +126,7 @@ def alphas_from_input_moments(kernel, second_moment, mean):
     (clipped at 0 against rounding): the same numbers `alphas_from_moments` gives from the
     projections, without touching the N inputs again.
     """
-    alpha = alpha_from_second_moment(kernel, second_moment)
+    alpha = regularization_rate(kernel, second_moment)  # the verified form (Eq. 3, 8)
     mean_projection = np.asarray(mean, dtype=np.float64) @ np.asarray(kernel, dtype=np.float64)
     return alpha, np.sqrt(np.maximum(alpha**2 - mean_projection**2, 0.0))
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keras_bnreg import files, paper, render, theory_plots
+from keras_bnreg import files, paper, render
 from keras_bnreg.render import run_table  # noqa: F401  (train.py's end-of-run table)
 from keras_bnreg.studies import STUDIES, stats
 from keras_bnreg.studies.runs import read_runs, select
 from keras_bnreg.studies.settings import infer_settings, read_requests, settings_from_record
+from keras_bnreg.theory import plots as theory_plots
 
 SHOWN_LEFT_OUT = 20  # run directories listed by name in the report; the rest are counted
 
