@@ -46,7 +46,8 @@ class InspectableBatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if training and self.trainable:
             axes = [i for i in range(len(inputs.shape)) if i != self.axis % len(inputs.shape)]
-            mean, variance = ops.moments(ops.cast(inputs, "float32"), axes=axes)
+            # the variables are stored in the layer's variable dtype (float32 or float64)
+            mean, variance = ops.moments(ops.cast(inputs, self.variable_dtype), axes=axes)
             self.batch_mean.assign(mean)
             self.batch_variance.assign(variance)
         return super().call(inputs, training=training, mask=mask)
