@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_bnreg.theory.forms import regularization_rate
+from keras_bnreg.theory.validation import as_second_moment, quadratic
 
 # Per-node columns in the order nodes.csv writes them.
 NODE_COLUMNS = (
@@ -142,6 +143,11 @@ def input_moments(inputs, chunk_size=8192):
     return second, mean
 
 
+def check_second_moment(second_moment):
+    """`R` as float64 after `regularization_rate`'s checks (square, finite, symmetric, PSD)."""
+    return as_second_moment("second_moment", second_moment)
+
+
 def kernel_columns(kernel):
     """A Dense or convolution kernel as one column per output node or channel.
 
@@ -214,14 +220,24 @@ def conv_patches(images, kernel_size, strides=(1, 1), padding="valid", dilation=
     return patches.reshape(-1, kh * kw * images.shape[3])
 
 
-def alphas_from_input_moments(kernel, second_moment, mean):
+def alphas_from_input_moments(kernel, second_moment, mean, checked=False):
     """alpha and centred alpha per node from the input moments `R = E[x x^T]`, `E[x]`.
 
     `alpha_j = sqrt(w_j^T R w_j)`, `alpha_centered_j = sqrt(w_j^T R w_j - (E[x]^T w_j)^2)`
     (clipped at 0 against rounding): the same numbers `alphas_from_moments` gives from the
     projections, without touching the N inputs again.
+
+    Args:
+        kernel: (d, nodes).
+        second_moment: `R` (d, d).
+        mean: `E[x]` (d,).
+        checked: `R` already passed `check_second_moment` (the monitor checks its fixed `R`
+            once: the check, a Cholesky factorisation, costs more than the measurement).
     """
-    alpha = regularization_rate(kernel, second_moment)  # the verified form (Eq. 3, 8)
+    if checked:  # regularization_rate's formula, without re-checking the same R
+        alpha = np.sqrt(np.maximum(quadratic(np.asarray(kernel, np.float64), second_moment), 0))
+    else:
+        alpha = regularization_rate(kernel, second_moment)  # the verified form (Eq. 3, 8)
     mean_projection = np.asarray(mean, dtype=np.float64) @ np.asarray(kernel, dtype=np.float64)
     return alpha, np.sqrt(np.maximum(alpha**2 - mean_projection**2, 0.0))
 

@@ -80,7 +80,7 @@ class ModelMeasurer:
         weights = {pair.name: _layer_weights(pair.layer) for pair in self.pairs}
         alphas = {
             name: measures.alphas_from_input_moments(
-                measures.kernel_columns(weights[name][0]), second, mean
+                measures.kernel_columns(weights[name][0]), second, mean, checked=True
             )
             for name, (second, mean) in self.moments.items()
         }
@@ -133,7 +133,7 @@ class ModelMeasurer:
                 yield _input_rows(layer, values)
 
         second, mean, _ = measures.row_moments(rows())
-        return second, mean
+        return measures.check_second_moment(second), mean
 
     def _streamed_alphas(self, weights):
         """One streamed inference pass: alpha and centred alpha of every streamed layer."""
