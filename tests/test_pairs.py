@@ -287,3 +287,11 @@ def test_pairs_inside_a_nested_sub_model_keep_their_weights_columns():
     )
     assert np.all(np.isnan(tables["output"]["alpha"]))
     np.testing.assert_allclose(tables["output"]["l2_bn"], expected["l2_bn"], rtol=1e-5)
+
+
+def test_causal_conv1d_is_measured_by_the_streamed_pass():
+    inputs = keras.Input((20, 1))
+    x = keras.layers.Conv1D(3, 3, padding="causal", dilation_rate=2, name="conv")(inputs)
+    model = randomize_batchnorm(keras.Model(inputs, keras.layers.BatchNormalization()(x)))
+    x = VECTORS[:, :, None]
+    assert_tables_match(model, measure_model(model, x), x, ["conv"])
