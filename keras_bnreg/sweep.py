@@ -94,7 +94,7 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-class SweepLocked(RuntimeError):
+class SweepLocked(OSError):
     """Another live sweep holds the results directory's lock (a one-line message)."""
 
 

@@ -121,18 +121,23 @@ def wait_for(condition, timeout=240, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def started(out):
+    """Run directories that a worker has begun writing."""
+    return sorted(p.parent.name for p in (Path(out) / "runs").glob("*/config.json"))
+
+
 def training(out):
     """Run directories that have finished at least one epoch."""
     return sorted(p.parent.name for p in (Path(out) / "runs").glob("*/history.csv"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killing_the_parent_ends_every_worker(tmp_path, small_npz, how):
     out = tmp_path / "results"
     parent = start_sweep(tmp_path, small_npz, out)
     try:
-        wait_for(lambda: training(out), what="a run to train")
+        wait_for(lambda: started(out), what="a run to start")
         workers = children(parent.pid)
         assert len([w for w in workers if alive(w)]) >= 2, workers
         parent.send_signal(how)
