@@ -41,7 +41,11 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Rewrites `path` atomically after every epoch, so a stop keeps every finished epoch."""
+    """Rewrites `path` atomically after every epoch, so a stop keeps every finished epoch.
+
+    Columns are `columns`, then any other log entry in the order it first appears: no
+    measured value is lost.
+    """
 
     def __init__(self, path, columns):
         super().__init__()
@@ -54,4 +58,5 @@ class HistoryWriter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         self.rows.append(row)
+        self.columns += [key for key in row if key not in self.columns]
         files.write_csv(self.path, self.rows, self.columns)

@@ -52,6 +52,9 @@ class RunConfig:
     models_dir: str = "saved_models"  # trained models go to <models_dir>/<run_name>.keras
     run_name: str | None = None  # None: amp<A>_seed<S>[_snr<SNR>]
     save_model: bool = True  # write the .keras file
+    # provenance (labels only: they never change what a run computes)
+    study: str | None = None  # the study that asked for this run (keras_bnreg.studies); None: none
+    role: dict = field(default_factory=dict)  # its part in that study, e.g. {"group": "sgd"}
 
     extra: dict = field(default_factory=dict)  # free-form notes carried into config.json
 

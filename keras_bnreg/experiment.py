@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_bnreg import compiled, data, files, manifest, measures, paper
+from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
 from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter
 from keras_bnreg.config import RunConfig
 from keras_bnreg.models import build_mlp
@@ -58,13 +58,8 @@ def package_versions() -> dict:
 
 
 def history_columns(layer_names) -> list[str]:
-    """history.csv columns: base metrics, first layer unprefixed, other layers prefixed."""
-    columns = list(HISTORY_BASE)
-    for index, name in enumerate(layer_names):
-        prefix = "" if index == 0 else f"{name}_"
-        columns += [f"{prefix}{col}_mean" for col in measures.HISTORY_MEANS]
-        columns += [f"{prefix}{col}_std" for col in measures.HISTORY_STDS]
-    return columns + ["monitor_seconds"]
+    """history.csv columns: base metrics, the monitor's (`pairs.history_columns`), its time."""
+    return [*HISTORY_BASE, *pairs.history_columns(list(layer_names)), "monitor_seconds"]
 
 
 def set_threads(threads: int | None) -> None:
@@ -178,8 +173,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
         deep_every=config.monitor_deep_every,
         tensorboard_dir=None if config.tensorboard is None else Path(config.tensorboard) / "nodes",
     )
-    layer_names = [layer.name for layer in model.layers if layer.name.endswith("_bn")]
-    layer_names = [name[: -len("_bn")] for name in layer_names]
+    layer_names = [pair.name for pair in pairs.find_pairs(model)]
     writer = HistoryWriter(run_dir / "history.csv", history_columns(layer_names))
     guard = DivergenceGuard()
     callbacks = [EpochTimer(), guard, monitor, writer]
@@ -204,8 +198,8 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
             verbose=0,
         )
         test = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
-        for index, (name, table) in enumerate(monitor.latest.items()):
-            path = run_dir / ("nodes.csv" if index == 0 else f"nodes_{name}.csv")
+        for name, table in monitor.latest.items():
+            path = run_dir / pairs.nodes_filename(name, layer_names)
             rows = [
                 {"node": j, **{c: float(table[c][j]) for c in table}}
                 for j in range(len(table["alpha"]))
