@@ -98,7 +98,6 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
     worker = run_in_fresh_process(
         {"configs": [c.to_dict() for c in sequence], "interrupt": "f", "diverge": "d"},
         tmp_path,
-        "worker",
     )
     alone = []
     for config in sequence:
@@ -108,7 +107,6 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
                 run_in_fresh_process(
                     {"configs": [config.to_dict()], "interrupt": None, "diverge": None},
                     tmp_path,
-                    config.name,
                 )
             )
             if len(alone) == 2:  # two cores: at most three processes at a time
