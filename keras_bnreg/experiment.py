@@ -2,13 +2,15 @@
 
 Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<name>/`:
 `config.json`, `history.csv` (one row per epoch, rewritten atomically after each),
-`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, and last, for a
-completed run, `manifest.json` (size and sha256 of each file); the model goes
-to `<models_dir>/<name>.keras`.
+`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, with
+`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch), and last,
+for a completed run, `manifest.json` (size and sha256 of each file); the model goes to
+`<models_dir>/<name>.keras`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 import time
@@ -19,7 +21,7 @@ import keras
 import numpy as np
 
 from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
-from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter
+from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter, KernelRecorder
 from keras_bnreg.config import RunConfig
 from keras_bnreg.models import build_mlp
 from keras_bnreg.monitor import RegularizationMonitor
@@ -85,9 +87,29 @@ def steps_per_execution(config: RunConfig, train_samples: int | None) -> int:
     return max(1, -(-train_samples // config.batch_size))
 
 
+@contextlib.contextmanager
+def float_dtype(dtype):
+    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
+    the block, restored after: what is built there (layers and their variables, hence the
+    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
 def build_model(config: RunConfig, train_samples: int | None = None):
     """The paper's MLP, compiled as the config says; `train_samples` sizes the default
     steps per execution (a whole epoch)."""
+    with float_dtype(config.dtype):  # layers, optimizer, loss and metrics take it when built
+        return _build_model(config, train_samples)
+
+
+def _build_model(config: RunConfig, train_samples: int | None):
     model = build_mlp(
         config.hidden,
         init_std=config.init_std,
@@ -112,6 +134,11 @@ def train_model(model, dataset, config: RunConfig, callbacks, verbose="auto", va
     """`model.fit` as every run does it: one-hot labels; validation on `validation`
     (`(x, y)`), by default the test split."""
     x_validation, y_validation = validation or (dataset.x_test, dataset.y_test)
+    with float_dtype(config.dtype):  # fit casts float inputs to Keras's float type
+        return _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation)
+
+
+def _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation):
     return model.fit(
         dataset.x_train,
         keras.utils.to_categorical(dataset.y_train, 10),
@@ -154,7 +181,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     started = time.time()
     run_dir = Path(config.out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("manifest.json", "summary.json", "history.csv", "nodes.csv"):
+    for stale in ("manifest.json", "summary.json", "history.csv", "nodes.csv", "kernels.npz"):
         (run_dir / stale).unlink(missing_ok=True)
     for stale in run_dir.glob("nodes_*.csv"):
         stale.unlink()
@@ -177,6 +204,9 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     writer = HistoryWriter(run_dir / "history.csv", history_columns(layer_names))
     guard = DivergenceGuard()
     callbacks = [EpochTimer(), guard, monitor, writer]
+    if config.record_kernels:
+        first = pairs.primary(pairs.find_pairs(model))
+        callbacks.append(KernelRecorder(run_dir / "kernels.npz", first.layer, first.bn))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(config.tensorboard, histogram_freq=0))
 

@@ -229,6 +229,17 @@ class RegularizationMonitor(keras.callbacks.Callback):
         """`{layer: {column: per-node array}}`; streamed layers' alphas NaN unless `deep`."""
         return self.measurer.measure(deep=deep)
 
+    def trace(self, layer, column):
+        """One column of one layer over the measured epochs.
+
+        Returns:
+            `(epochs, values)`: the measured epoch numbers, shape (E,), and the per-node
+            values at each, shape (E, nodes).
+        """
+        epochs = np.array([record["epoch"] for record in self.records])
+        values = np.array([record["layers"][layer][column] for record in self.records])
+        return epochs, values
+
     def summaries(self, tables) -> dict:
         """Scalar log entries: primary layer unprefixed, others `<layer>_...`; NaN left out."""
         names = list(tables)
