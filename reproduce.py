@@ -36,6 +36,7 @@ STUDY_COMMANDS = {
     "baseline": "the MLP without BN, explicit L2 over a grid, rate chosen on validation",
     "depth": "the amplitude sweep at 1, 2 and 4 hidden layers",
     "readings": "which reading of the paper's columns fits: weights, units, squares, x1e8",
+    "cnn": "Table I's amplitude sweep on a small CNN (Conv2D+BN blocks)",
 }
 OTHER_COMMANDS = {
     "all": "table1, table2, fig2 and ablations, then the report",

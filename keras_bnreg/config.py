@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 OPTIMIZER_NAMES = ("adam", "sgd")
+ARCH_NAMES = ("mlp", "cnn")  # models.ARCHITECTURES
 DTYPE_NAMES = ("float32", "float64")
 
 
@@ -26,6 +27,7 @@ class RunConfig:
     noise_seed: int = 0  # seed of the fixed noisy data set
     # model
     hidden: tuple[int, ...] = (300,)  # widths of the hidden Dense+BN+ReLU blocks
+    arch: str = "mlp"  # one of ARCH_NAMES; "cnn": hidden are the channels of Conv2D blocks
     init_std: float = 0.01  # std of the Gaussian kernel initialiser
     bn_epsilon: tuple[float, ...] = (1e-3,)  # one value for every BN layer, or one per BN layer
     bn_momentum: float = 0.99  # BN moving-statistics momentum (Keras default)
@@ -146,6 +148,10 @@ class RunConfig:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}. "
                 f"Received: {self.optimizer!r}"
+            )
+        if self.arch not in ARCH_NAMES:
+            raise ConfigError(
+                f"arch must be one of {', '.join(ARCH_NAMES)}. Received: {self.arch!r}"
             )
         if self.dtype not in DTYPE_NAMES:
             raise ConfigError(

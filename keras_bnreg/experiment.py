@@ -23,7 +23,7 @@ import numpy as np
 from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
 from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter, KernelRecorder
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import build_mlp
+from keras_bnreg.models import ARCHITECTURES
 from keras_bnreg.monitor import RegularizationMonitor
 
 STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
@@ -110,7 +110,7 @@ def build_model(config: RunConfig, train_samples: int | None = None):
 
 
 def _build_model(config: RunConfig, train_samples: int | None):
-    model = build_mlp(
+    model = ARCHITECTURES[config.arch](
         config.hidden,
         init_std=config.init_std,
         bn_epsilon=config.epsilons,

@@ -8,11 +8,21 @@ studies' recorded settings select. Adding a study means adding its module and on
 `STUDIES`.
 """
 
-from keras_bnreg.studies import ablations, baseline, depth, fig2, readings, table1, table2
+from keras_bnreg.studies import (
+    ablations,
+    baseline,
+    cnn,
+    depth,
+    fig2,
+    readings,
+    table1,
+    table2,
+)
 from keras_bnreg.studies.settings import Settings
 
 STUDIES = {
-    module.NAME: module for module in (table1, table2, fig2, ablations, baseline, depth, readings)
+    module.NAME: module
+    for module in (table1, table2, fig2, ablations, baseline, depth, readings, cnn)
 }
 
 __all__ = ["STUDIES", "Settings"]
