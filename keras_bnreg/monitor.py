@@ -33,7 +33,9 @@ class RegularizationMonitor(keras.callbacks.Callback):
     (`{layer: {column: array}}`) and, per measured epoch, in `records`.
 
     Args:
-        train_inputs: the training inputs, shape (N, d), as the model sees them.
+        train_inputs: the training inputs, shape (N, d), as the model takes them (raw
+            pixels for a model with an input Rescaling layer: the first Dense layer's
+            inputs are then computed through it).
         every: measure every N epochs (the last epoch is always measured).
         chunk_size: rows per chunk of the streamed passes.
         deep_every: measure deeper layers' data-based alpha every N epochs (and the last).
@@ -55,8 +57,16 @@ class RegularizationMonitor(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.pairs = dense_bn_pairs(self.model)
+        first_inputs = self.train_inputs
+        first_input = self.pairs[0].dense.input
+        if first_input is not self.model.inputs[0]:
+            # Weightless preprocessing (the input Rescaling) before the first Dense layer:
+            # measure what really enters it.
+            first_inputs = keras.Model(self.model.inputs[0], first_input).predict(
+                self.train_inputs, batch_size=self.chunk_size, verbose=0
+            )
         self.second_moment, self.mean_input = measures.input_moments(
-            self.train_inputs, self.chunk_size
+            first_inputs, self.chunk_size
         )
         # Dense outputs (pre-BN) of the deeper pairs, in inference mode.
         self._probe = None
