@@ -65,9 +65,7 @@ class RegularizationMonitor(keras.callbacks.Callback):
             first_inputs = keras.Model(self.model.inputs[0], first_input).predict(
                 self.train_inputs, batch_size=self.chunk_size, verbose=0
             )
-        self.second_moment, self.mean_input = measures.input_moments(
-            first_inputs, self.chunk_size
-        )
+        self.second_moment, self.mean_input = measures.input_moments(first_inputs, self.chunk_size)
         # Dense outputs (pre-BN) of the deeper pairs, in inference mode.
         self._probe = None
         if len(self.pairs) > 1:
