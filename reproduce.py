@@ -15,49 +15,79 @@ resumes. Tables, figures and REPORT.md are rebuilt from those directories.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from keras_bnreg import files
-from keras_bnreg.cli import ArgumentParser, fail
-from keras_bnreg.studies import STUDIES, Settings
-from keras_bnreg.sweep import EXECUTOR_NAMES, default_jobs, run_sweep
+# The package imports TensorFlow lazily when told so: --help answers in well under a second.
+os.environ.setdefault("KERAS_BNREG_DEFER_KERAS", "1")
 
-# name -> (help, function(args) -> exit code); baseline/depth/fig1 register here too.
-COMMANDS: dict = {}
+from keras_bnreg.cli import ArgumentParser, fail  # noqa: E402
+
+# The commands, listed here so that `--help` and argument errors answer before the package
+# (and with it TensorFlow) is imported. tests/test_reproduce.py checks that the studies
+# among them are exactly `keras_bnreg.studies.STUDIES`, with the same descriptions.
+STUDY_COMMANDS = {
+    "table1": "Table I: amplitude 2..6",
+    "table2": "Table II: SNR 100, 10, 1, 0.5 at amplitude 1",
+    "fig2": "Fig. 2: per-node alpha of the hidden nodes",
+    "ablations": "what explains the numbers: epsilon, optimizer, init, equivalence",
+    "baseline": "the MLP without BN, explicit L2 over a grid, rate chosen on validation",
+    "depth": "the amplitude sweep at 1, 2 and 4 hidden layers",
+    "readings": "which reading of the paper's columns fits: weights, units, squares, x1e8",
+}
+OTHER_COMMANDS = {
+    "all": "table1, table2, fig2 and ablations, then the report",
+    "fig1": "Fig. 1: L2 shrinkage on a 2-D quadratic and the alpha BN would set",
+    "report": "rebuild every table, figure and REPORT.md from <out>/runs (no training)",
+}
+ALL = ("table1", "table2", "fig2", "ablations")
+SEPARATE_SEEDS = ("ablations", "baseline", "depth")  # use --ablation-seeds
+EXECUTOR_NAMES = ("local", "ray")  # keras_bnreg.sweep.EXECUTOR_NAMES (checked by a test)
 
 
-def command(name, help_text):
-    def register(function):
-        COMMANDS[name] = (help_text, function)
-        return function
-
-    return register
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def settings_from(args) -> Settings:
+def settings_for(name, args):
+    from keras_bnreg.studies import Settings
+
+    seeds = args.seeds
+    if name in SEPARATE_SEEDS and args.ablation_seeds is not None:
+        seeds = args.ablation_seeds
     return Settings(
-        out=args.out,
-        data=args.data,
-        epochs=args.epochs,
-        seeds=args.seeds,
-        hidden=tuple(args.hidden),
+        out=args.out, data=args.data, epochs=args.epochs, seeds=seeds, hidden=tuple(args.hidden)
     )
 
 
 def run_study(names, args) -> int:
-    """Run the named studies' configs (shared runs once), then rebuild the outputs."""
-    settings = settings_from(args)
-    configs, seen = [], set()
+    """Run the named studies' configs (shared runs once), record what was asked for, then
+    rebuild the outputs."""
+    from keras_bnreg.studies import STUDIES
+    from keras_bnreg.studies.settings import (
+        read_requests,
+        record_request,
+        settings_from_record,
+    )
+    from keras_bnreg.sweep import run_sweep
+
+    record = read_requests(args.out)
+    requested = {}
     for name in names:
-        study_settings = settings
-        if name in ("ablations", "baseline", "depth") and args.ablation_seeds is not None:
-            study_settings = Settings(**{**settings.__dict__, "seeds": args.ablation_seeds})
-        for config in STUDIES[name][0](study_settings):
+        # A study that reads other studies' runs uses the settings they were last run with.
+        for study in getattr(STUDIES[name], "USES", (name,)):
+            if study not in requested and study != name and study in record:
+                requested[study] = settings_from_record(args.out, record[study])
+            requested.setdefault(study, settings_for(study, args))
+    configs, seen = [], set()
+    for name, settings in requested.items():
+        for config in STUDIES[name].configs(settings):
             if config.name not in seen:
                 seen.add(config.name)
                 configs.append(config)
+    record_request(args.out, requested)
     start = time.perf_counter()
     print(
         f"{' + '.join(names)}: {len(configs)} runs, up to {args.jobs} at a time "
@@ -93,8 +123,13 @@ def run_study(names, args) -> int:
 
 
 def record_timing(out, name, seconds) -> None:
+    from keras_bnreg import files
+
     path = Path(out) / "timings.json"
-    timings = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        timings = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        timings = {}
     timings[name] = seconds
     files.write_json(path, timings)
 
@@ -107,29 +142,17 @@ def rebuild(out) -> int:
     return 0
 
 
-for _name, (_, _help) in STUDIES.items():
-    command(_name, _help)(lambda args, _name=_name: run_study([_name], args))
+def run_command(args) -> int:
+    if args.study in STUDY_COMMANDS:
+        return run_study([args.study], args)
+    if args.study == "all":
+        return run_study(list(ALL), args)
+    if args.study == "fig1":
+        from keras_bnreg.theory import plots as theory_plots
 
-
-ALL = ("table1", "table2", "fig2", "ablations")
-
-
-@command("all", "table1, table2, fig2 and ablations, then the report")
-def _all(args) -> int:
-    return run_study(list(ALL), args)
-
-
-@command("fig1", "Fig. 1: L2 shrinkage on a 2-D quadratic and the alpha BN would set")
-def _fig1(args) -> int:
-    from keras_bnreg import theory_plots
-
-    theory_plots.plot_fig1(Path(args.out) / "fig1.png")
-    print(f"wrote {Path(args.out) / 'fig1.png'}", file=sys.stderr)
-    return 0
-
-
-@command("report", "rebuild every table, figure and REPORT.md from <out>/runs (no training)")
-def _report(args) -> int:
+        theory_plots.plot_fig1(Path(args.out) / "fig1.png")
+        print(f"wrote {Path(args.out) / 'fig1.png'}", file=sys.stderr)
+        return 0
     return rebuild(args.out)
 
 
@@ -137,9 +160,10 @@ def argparser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "study",
-        choices=list(COMMANDS),
+        choices=[*STUDY_COMMANDS, *OTHER_COMMANDS],
         metavar="STUDY",
-        help="one of: " + ", ".join(f"{k} ({v[0]})" for k, v in COMMANDS.items()),
+        help="one of: "
+        + ", ".join(f"{k} ({v})" for k, v in {**STUDY_COMMANDS, **OTHER_COMMANDS}.items()),
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per setting (default: 5)")
     parser.add_argument(
@@ -201,7 +225,7 @@ def main(argv=None) -> int:
             "mnist.npz file or a directory of MNIST IDX files)"
         )
     try:
-        return COMMANDS[args.study][1](args)
+        return run_command(args)
     except (OSError, ValueError) as error:
         fail(error)
 

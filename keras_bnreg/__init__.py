@@ -19,6 +19,8 @@ _LAZY = {
     "RunConfig": "keras_bnreg.config",
     "build_mlp": "keras_bnreg.models",
     "dense_bn_pairs": "keras_bnreg.models",
+    "find_pairs": "keras_bnreg.pairs",
+    "measure_model": "keras_bnreg.monitor",
 }
 __all__ = sorted(_LAZY)
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ import numpy as np
 from keras_bnreg import checks
 
 OPTIMIZER_NAMES = ("adam", "sgd")
+DTYPE_NAMES = ("float32", "float64")
 
 
 INPUT_DIM = 784  # 28 x 28 pixels, flattened
@@ -103,6 +104,7 @@ class RunConfig:
     )
     jit_compile: bool = setting(True, "do not XLA-compile the training step", flag="--no-jit")
     threads: int | None = setting(None, "TensorFlow threads (default: all cores)", type=int)
+    dtype: str = setting("float32", "inputs, weights and arithmetic", type=str, choices=DTYPE_NAMES)
     # outputs
     out: str = setting("runs", "directory of run directories: <out>/<run name>/", type=str)
     models_dir: str = setting(
@@ -110,6 +112,14 @@ class RunConfig:
     )
     run_name: str | None = setting(None, "run name (default: amp<A>_seed<S>[_snr<SNR>])", type=str)
     save_model: bool = setting(True, "do not write the .keras file", flag="--no-save-model")
+    record_kernels: bool = setting(
+        False,
+        "write the first Dense kernel and BN state per epoch to <run>/kernels.npz "
+        "(about 11 x 784 x width values)",
+    )
+    # provenance (labels only: they never change what a run computes; no flags)
+    study: str | None = None  # the study that asked for this run (keras_bnreg.studies); None: none
+    role: dict = field(default_factory=dict)  # its part in that study, e.g. {"group": "sgd"}
 
     extra: dict = field(default_factory=dict)  # free-form notes carried into config.json
 
@@ -199,6 +209,10 @@ class RunConfig:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}. "
                 f"Received: {self.optimizer!r}"
+            )
+        if self.dtype not in DTYPE_NAMES:
+            raise ConfigError(
+                f"dtype must be one of {', '.join(DTYPE_NAMES)}. Received: {self.dtype!r}"
             )
         if self.run_name is not None and (
             not self.run_name

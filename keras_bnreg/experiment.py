@@ -2,8 +2,9 @@
 
 Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<name>/`:
 `config.json`, `history.csv` (one row per epoch, rewritten atomically after each),
-`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`; the model goes
-to `<models_dir>/<name>.keras`.
+`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, and with
+`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch); the model
+goes to `<models_dir>/<name>.keras`. A failed run adds `error.log` (the traceback).
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_bnreg import data, files, measures, paper
-from keras_bnreg.callbacks import DivergenceGuard, EpochLine, EpochTimer, HistoryWriter
+from keras_bnreg import data, files, measures, pairs, paper
+from keras_bnreg.callbacks import (
+    DivergenceGuard,
+    EpochLine,
+    EpochTimer,
+    HistoryWriter,
+    KernelRecorder,
+)
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import build_mlp, dense_bn_pairs
+from keras_bnreg.models import build_mlp
 from keras_bnreg.monitor import RegularizationMonitor
 
 STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "failed": 4, "interrupted": 130}
@@ -64,13 +71,8 @@ def package_versions() -> dict:
 
 
 def history_columns(layer_names) -> list[str]:
-    """history.csv columns: base metrics, first layer unprefixed, other layers prefixed."""
-    columns = list(HISTORY_BASE)
-    for index, name in enumerate(layer_names):
-        prefix = "" if index == 0 else f"{name}_"
-        columns += [f"{prefix}{col}_mean" for col in measures.HISTORY_MEANS]
-        columns += [f"{prefix}{col}_std" for col in measures.HISTORY_STDS]
-    return columns + ["monitor_seconds"]
+    """history.csv columns: base metrics, the monitor's (`pairs.history_columns`), its time."""
+    return [*HISTORY_BASE, *pairs.history_columns(list(layer_names)), "monitor_seconds"]
 
 
 def set_threads(threads: int | None) -> None:
@@ -96,9 +98,29 @@ def steps_per_execution(config: RunConfig, train_samples: int | None) -> int:
     return max(1, -(-train_samples // config.batch_size))
 
 
+@contextlib.contextmanager
+def float_dtype(dtype):
+    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
+    the block, restored after: what is built there (layers and their variables, hence the
+    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
 def build_model(config: RunConfig, train_samples: int | None = None):
     """The paper's MLP, compiled as the config says; `train_samples` sizes the default
     steps per execution (a whole epoch)."""
+    with float_dtype(config.dtype):  # layers, optimizer, loss and metrics take it when built
+        return _build_model(config, train_samples)
+
+
+def _build_model(config: RunConfig, train_samples: int | None):
     model = build_mlp(
         config.hidden,
         init_std=config.init_std,
@@ -124,6 +146,11 @@ def train_model(model, dataset, config: RunConfig, callbacks, verbose="auto", va
     """`model.fit` as every run does it: one-hot labels; validation on `validation`
     (`(x, y)`), by default the test split."""
     x_validation, y_validation = validation or (dataset.x_test, dataset.y_test)
+    with float_dtype(config.dtype):  # fit casts float inputs to Keras's float type
+        return _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation)
+
+
+def _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation):
     return model.fit(
         dataset.x_train,
         keras.utils.to_categorical(dataset.y_train, 10),
@@ -192,10 +219,13 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
             if config.tensorboard is None
             else Path(config.tensorboard) / "nodes",
         )
-        layer_names = [pair.name for pair in dense_bn_pairs(model)]
+        layer_names = [pair.name for pair in pairs.find_pairs(model)]
         writer = HistoryWriter(staging / "history.csv", history_columns(layer_names))
         guard = DivergenceGuard()
         callbacks = [EpochTimer(), guard, monitor, writer]
+        if config.record_kernels:
+            first = pairs.primary(pairs.find_pairs(model))
+            callbacks.append(KernelRecorder(staging / "kernels.npz", first.layer, first.bn))
         if verbose:
             callbacks.append(EpochLine(config.epochs))
         if config.tensorboard:
@@ -210,7 +240,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
         if status == "completed":
             test = evaluate(model, dataset)
             monitor_tables = monitor.latest
-            write_node_tables(staging, monitor_tables)
+            write_node_tables(staging, monitor_tables, layer_names)
             if config.save_model:
                 new_model = save_model_beside(model, _model_path(config))
     except KeyboardInterrupt:
@@ -239,10 +269,10 @@ def evaluate(model, dataset) -> dict:
     return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
 
 
-def write_node_tables(run_dir, tables) -> None:
+def write_node_tables(run_dir, tables, layer_names) -> None:
     """`nodes.csv` for the first hidden layer, `nodes_<layer>.csv` for the others."""
-    for index, (name, table) in enumerate(tables.items()):
-        path = Path(run_dir) / ("nodes.csv" if index == 0 else f"nodes_{name}.csv")
+    for name, table in tables.items():
+        path = Path(run_dir) / pairs.nodes_filename(name, layer_names)
         rows = [
             {"node": j, **{c: float(table[c][j]) for c in table}}
             for j in range(len(table["alpha"]))

@@ -14,7 +14,6 @@ import numpy as np  # noqa: E402
 
 from keras_bnreg.files import atomic_path  # noqa: E402
 
-MEASURED = {"color": "tab:blue", "marker": "o", "capsize": 3}
 PAPER = {"color": "tab:red", "marker": "s", "linestyle": "--"}
 
 
@@ -58,82 +57,124 @@ def _log_ticks(axis, x):
     axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-def _panel(axis, x, rows, column, paper_values=None, paper_label="paper", log_x=True):
-    mean, std = _series(rows, f"{column}_mean"), _series(rows, f"{column}_std")
-    axis.errorbar(
-        x, mean, yerr=np.nan_to_num(std), label="measured (mean ± std over seeds)", **MEASURED
-    )
+def _normalised(rows, column):
+    """A column's means and 95% CI half widths divided by its first finite mean."""
+    mean, half = _series(rows, f"{column}_mean"), _series(rows, f"{column}_ci95")
+    finite = mean[np.isfinite(mean) & (mean > 0)]
+    first = finite[0] if len(finite) else np.nan
+    return mean / first, half / first
+
+
+def _paper_normalised(values):
+    values = np.asarray(values, float)
+    return values / values[np.isfinite(values)][0]
+
+
+def _draw_column(axis, x, rows, series, paper_values, normalise):
+    """Measured series (with 95% CI bars) and the paper's, each optionally divided by its
+    first row so that slopes compare by eye on log-log axes."""
+    for column, label, style in series:
+        if not any(row.get(f"{column}_mean") is not None for row in rows):
+            continue
+        if normalise:
+            mean, half = _normalised(rows, column)
+        else:
+            mean, half = _series(rows, f"{column}_mean"), _series(rows, f"{column}_ci95")
+        axis.errorbar(x, mean, yerr=np.nan_to_num(half), label=label, capsize=3, **style)
     if paper_values is not None and np.any(np.isfinite(paper_values)):
-        axis.plot(x, paper_values, label=paper_label, **PAPER)
+        values = _paper_normalised(paper_values) if normalise else paper_values
+        axis.plot(x, values, label="paper", **PAPER)
     axis.set_yscale("log")
-    if log_x:
-        _log_ticks(axis, x)
+    _log_ticks(axis, x)
     axis.grid(True, which="both", alpha=0.3)
 
 
-def plot_table1(rows, path):
-    """Norms and alpha against amplitude (log-log), measured beside the paper's Table I."""
-    _require(
-        rows,
-        [
-            "amplitude",
-            "l1_mean",
-            "l2_mean",
-            "alpha_mean",
-            "paper_l1",
-            "paper_l2",
-            "paper_alpha_1e8",
-        ],
+RAW = {"color": "tab:blue", "marker": "o"}
+EFFECTIVE = {"color": "tab:green", "marker": "^"}
+OTHER = {"color": "tab:purple", "marker": "v"}
+CI_NOTE = "bars: 95% CI over seeds"
+
+
+def _table_figure(x, rows, columns, xlabel, title, caption, path):
+    """Top row: each series divided by its first row (slopes); bottom row: the values."""
+    figure, axes = plt.subplots(
+        2, len(columns), figsize=(5 * len(columns), 8.5), layout="constrained", squeeze=False
     )
-    x = _series(rows, "amplitude")
-    panels = [
-        ("l1", "L1 norm of w (raw kernel)", _series(rows, "paper_l1")),
-        ("l2", "L2 norm of w (raw kernel)", _series(rows, "paper_l2")),
-        ("l2_bn", "L2 norm of w_bn = gamma w / sqrt(var + eps)", None),
-        ("alpha", "alpha = sqrt(w^T R w)", _series(rows, "paper_alpha_1e8") * 1e-8),
-        ("alpha_centered", "alpha, centred: sqrt(w^T Cov w)", None),
-        ("alpha_moving", "alpha from BN's moving statistics", None),
-    ]
-    figure, axes = plt.subplots(2, 3, figsize=(14, 8), layout="constrained")
-    for axis, (column, title, paper_values) in zip(axes.flat, panels):
-        label = "paper (printed 'x 1e8', drawn x 1e-8)" if column == "alpha" else "paper"
-        _panel(axis, x, rows, column, paper_values, label)
-        axis.set_title(title, fontsize=10)
-        axis.set_xlabel("data amplitude A (pixels = image / 255 x A)")
-    axes.flat[0].legend(fontsize=8)
-    axes.flat[3].legend(fontsize=8)
-    figure.suptitle("Table I: mean over the hidden nodes against data amplitude")
+    for index, (name, series, paper_values) in enumerate(columns):
+        for row_index, normalise in enumerate((True, False)):
+            axis = axes[row_index, index]
+            _draw_column(axis, x, rows, series, paper_values, normalise)
+            axis.set_xlabel(xlabel)
+            axis.set_title(
+                f"{name}: " + ("divided by its first row" if normalise else "values"),
+                fontsize=10,
+            )
+            axis.legend(fontsize=7)
+    figure.suptitle(f"{title}\n{caption}; {CI_NOTE}", fontsize=11)
     _save(figure, path)
 
 
-def plot_table2(rows, path):
-    """Norms against SNR, measured beside Table II, and the noise term vs Eq. 18-19."""
+def plot_table1(rows, path, caption=""):
+    """Table I (log-log): measured norms and alpha beside the paper's, normalised to the
+    first amplitude (top: slopes compare by eye) and as values (bottom: magnitudes)."""
+    _require(rows, ["amplitude", "l1_mean", "l2_mean", "alpha_mean", "paper_l1", "paper_l2"])
+    x = _series(rows, "amplitude")
+    columns = [
+        (
+            "L1",
+            [("l1", "L1 of w (raw)", RAW), ("l1_bn", "L1 of w_bn (effective)", EFFECTIVE)],
+            _series(rows, "paper_l1"),
+        ),
+        (
+            "L2",
+            [("l2", "L2 of w (raw)", RAW), ("l2_bn", "L2 of w_bn (effective)", EFFECTIVE)],
+            _series(rows, "paper_l2"),
+        ),
+        (
+            "alpha",
+            [
+                ("alpha", "alpha = sqrt(w^T R w)", RAW),
+                ("alpha_centered", "alpha, centred", EFFECTIVE),
+                ("alpha_moving", "alpha, BN moving statistics", OTHER),
+            ],
+            _series(rows, "paper_alpha_1e8") * 1e-8,
+        ),
+    ]
+    _table_figure(
+        x,
+        rows,
+        columns,
+        "data amplitude A (pixels = image / 255 x A)",
+        "Table I: mean over the hidden nodes against amplitude (paper's alpha read x 1e-8)",
+        caption,
+        path,
+    )
+
+
+def plot_table2(rows, path, caption=""):
+    """Table II: norms against SNR beside the paper's (normalised and as values)."""
     _require(rows, ["snr", "l1_mean", "l2_mean", "paper_l1", "paper_l2"])
     x = _series(rows, "snr")
-    predictions = [c for c in rows[0] if c.startswith("pred_")]
-    figure, axes = plt.subplots(
-        1, 3 if predictions else 2, figsize=(15 if predictions else 10, 4.5), layout="constrained"
+    columns = [
+        (
+            name.upper(),
+            [(name, f"{name.upper()} of w (raw)", RAW), (f"{name}_bn", "effective", EFFECTIVE)],
+            _series(rows, f"paper_{name}"),
+        )
+        for name in ("l1", "l2")
+    ]
+    _table_figure(
+        x,
+        rows,
+        columns,
+        "signal-to-noise ratio",
+        "Table II: mean over the hidden nodes against SNR (amplitude 1)",
+        caption,
+        path,
     )
-    for axis, column in zip(axes, ("l1", "l2")):
-        _panel(axis, x, rows, column, _series(rows, f"paper_{column}"))
-        axis.set_title(f"{column.upper()} norm of w (raw kernel)", fontsize=10)
-        axis.set_xlabel("signal-to-noise ratio")
-        axis.legend(fontsize=8)
-    if predictions:
-        axis = axes[2]
-        for column, style in zip(predictions, ("o-", "s--", "^:")):
-            axis.plot(x, _series(rows, column), style, label=column.removeprefix("pred_"))
-        _log_ticks(axis, x)
-        axis.set_yscale("log")
-        axis.set_xlabel("signal-to-noise ratio")
-        axis.set_title("noise term of the squared error (Eq. 16-19)", fontsize=10)
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.suptitle("Table II: mean over the hidden nodes against SNR (amplitude 1)")
-    _save(figure, path)
 
 
-def plot_fig2(node_tables, path):
+def plot_fig2(node_tables, path, caption=""):
     """Per-node alpha by amplitude (sorted, histogram) and its two factors, like Fig. 2.
 
     Args:
@@ -175,34 +216,41 @@ def plot_fig2(node_tables, path):
     for axis in axes.flat:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle("Fig. 2: alpha differs from node to node; what each node's alpha is made of")
+    figure.suptitle(
+        "Fig. 2: alpha differs from node to node; what each node's alpha is made of\n" + caption
+    )
     _save(figure, path)
 
 
 def plot_slopes(rows, path, title):
-    """Bar chart of fitted log-log slopes (mean ± std over seeds) beside reference values.
+    """Bar chart of fitted log-log slopes (mean, 95% CI over seeds) beside the paper's.
 
     Args:
-        rows: dicts with `label`, `slope_mean`, `slope_std` and optionally `paper`.
+        rows: dicts with `quantity`, `slope_mean`, `slope_ci95` and `paper_slope`.
     """
-    _require(rows, ["label", "slope_mean", "slope_std"])
-    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4.5), layout="constrained")
+    _require(rows, ["quantity", "slope_mean", "slope_ci95", "paper_slope"])
+    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4.8), layout="constrained")
     positions = np.arange(len(rows))
     axis.bar(
         positions,
         _series(rows, "slope_mean"),
-        yerr=np.nan_to_num(_series(rows, "slope_std")),
+        yerr=np.nan_to_num(_series(rows, "slope_ci95")),
         color="tab:blue",
         capsize=3,
-        label="measured (mean ± std over seeds)",
+        label="measured (mean, 95% CI over seeds)",
     )
-    paper_values = _series(rows, "paper") if "paper" in rows[0] else None
-    if paper_values is not None and np.any(np.isfinite(paper_values)):
-        axis.scatter(
-            positions, paper_values, color="tab:red", marker="s", zorder=3, label="paper (Table I)"
-        )
+    axis.scatter(
+        positions,
+        _series(rows, "paper_slope"),
+        color="tab:red",
+        marker="s",
+        zorder=3,
+        label="paper (its column's slope)",
+    )
     axis.axhline(0, color="black", linewidth=0.8)
-    axis.set_xticks(positions, [row["label"] for row in rows], rotation=35, ha="right", fontsize=8)
+    axis.set_xticks(
+        positions, [row["quantity"] for row in rows], rotation=35, ha="right", fontsize=8
+    )
     axis.set_ylabel("log-log slope against amplitude")
     axis.set_title(title, fontsize=10)
     axis.legend(fontsize=8)
@@ -210,7 +258,7 @@ def plot_slopes(rows, path, title):
     _save(figure, path)
 
 
-def plot_baseline(rows, path):
+def plot_baseline(rows, path, caption=""):
     """Validation/test accuracy against the L2 rate per amplitude, BN as a reference line;
     and BN's alpha range per amplitude."""
     _require(rows, ["amplitude", "model", "l2_rate", "val_accuracy", "test_accuracy"])
@@ -265,28 +313,25 @@ def plot_baseline(rows, path):
         title="BN's per-node alpha (mean, 10-90% of nodes)",
     )
     right.grid(True, which="both", alpha=0.3)
+    figure.suptitle(caption, fontsize=10)
     _save(figure, path)
 
 
-def plot_depth(by_depth, path):
-    """Mean alpha of each layer against amplitude, one panel per depth."""
+def plot_depth(rows, amplitudes, path, caption=""):
+    """Mean alpha of each layer against amplitude, one panel per depth.
+
+    Args:
+        rows: depth.analyse's rows (`depth`, `layer`, `alpha_at_<amplitude>`).
+        amplitudes: the amplitudes the rows hold.
+    """
+    depths = sorted({row["depth"] for row in rows})
     figure, axes = plt.subplots(
-        1, len(by_depth), figsize=(5 * len(by_depth), 4.3), layout="constrained", squeeze=False
+        1, len(depths), figsize=(5 * len(depths), 4.6), layout="constrained", squeeze=False
     )
-    for axis, (depth, runs) in zip(axes[0], sorted(by_depth.items())):
-        amplitudes = sorted({r.config["amplitude"] for r in runs})
-        for layer in runs[0].layers:
-            means = [
-                np.mean(
-                    [
-                        np.nanmean(r.layers[layer]["alpha"])
-                        for r in runs
-                        if r.config["amplitude"] == a
-                    ]
-                )
-                for a in amplitudes
-            ]
-            axis.plot(amplitudes, means, "o-", label=layer)
+    for axis, depth in zip(axes[0], depths):
+        for row in (r for r in rows if r["depth"] == depth):
+            means = [row[f"alpha_at_{a:g}"] for a in amplitudes]
+            axis.plot(amplitudes, means, "o-", label=row["layer"])
         _log_ticks(axis, amplitudes)
         axis.set(
             yscale="log",
@@ -296,4 +341,5 @@ def plot_depth(by_depth, path):
         )
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
+    figure.suptitle(caption, fontsize=10)
     _save(figure, path)

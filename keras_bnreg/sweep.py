@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from keras_bnreg.config import RunConfig
 
 # Settings that decide where and how fast a run goes, not what it computes.
-NOT_SCIENTIFIC = ("threads", "out", "models_dir", "tensorboard", "extra")
+NOT_SCIENTIFIC = ("threads", "out", "models_dir", "tensorboard", "extra", "study", "role")
 EXECUTOR_NAMES = ("local", "ray")
 
 

@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_bnreg import build_mlp, data, experiment, files, report, studies, sweep
+from keras_bnreg import build_mlp, data, experiment, files, report, sweep
 from keras_bnreg.config import RunConfig
+from keras_bnreg.studies import Settings, baseline
+from keras_bnreg.studies import settings as settings_module
 
 
 def test_model_without_bn_and_its_l2_penalty():
@@ -76,15 +78,14 @@ def test_deep_network_reports_every_layer(tmp_path, small_dataset):
 def test_baseline_selects_the_rate_with_the_best_validation_accuracy(
     tmp_path, small_npz, monkeypatch
 ):
-    monkeypatch.setattr(studies, "L2_RATES", (1e-4, 1.0))
-    monkeypatch.setattr(studies, "BASELINE_AMPLITUDES", (1.0,))
-    settings = studies.Settings(
-        out=str(tmp_path), data=str(small_npz), epochs=1, seeds=1, hidden=(8,)
-    )
-    configs = studies.baseline(settings)
+    monkeypatch.setattr(baseline, "L2_RATES", (1e-4, 1.0))
+    monkeypatch.setattr(baseline, "AMPLITUDES", (1.0,))
+    settings = Settings(out=str(tmp_path), data=str(small_npz), epochs=1, seeds=1, hidden=(8,))
+    configs = baseline.configs(settings)
     assert len(configs) == 3
     outcomes = sweep.run_sweep(configs, jobs=1, progress=False)
     assert {o.status for o in outcomes} == {"completed"}
+    settings_module.record_request(tmp_path, {"baseline": settings})
     report.build_outputs(tmp_path)
     rows = files.read_csv(tmp_path / "baseline.csv")
     candidates = [r for r in rows if r["l2_rate"] is not None]

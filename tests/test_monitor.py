@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_bnreg import RegularizationMonitor, build_mlp, dense_bn_pairs, measures
+from keras_bnreg.theory.forms import regularization_rate
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
     x = small_dataset.x_train.astype(np.float64)
     np.testing.assert_allclose(
         monitor.latest["hidden1"]["alpha"],
-        measures.alpha_from_second_moment(kernel, x.T @ x / len(x)),
+        regularization_rate(kernel, x.T @ x / len(x)),
         rtol=2e-5,
     )
 

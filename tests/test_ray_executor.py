@@ -8,7 +8,8 @@ import sys
 import pytest
 from conftest import ROOT
 
-from keras_bnreg import files, studies, sweep
+from keras_bnreg import files, sweep
+from keras_bnreg.studies import Settings, table1
 
 TIMING = {"epoch_seconds", "monitor_seconds"}
 
@@ -27,8 +28,8 @@ def ray_session():
 
 
 def tiny_configs(out, data, amplitudes=(2.0, 4.0)):
-    settings = studies.Settings(out=str(out), data=str(data), epochs=1, seeds=1, hidden=(8,))
-    return [c for c in studies.table1(settings) if c.amplitude in amplitudes]
+    settings = Settings(out=str(out), data=str(data), epochs=1, seeds=1, hidden=(8,))
+    return [c for c in table1.configs(settings) if c.amplitude in amplitudes]
 
 
 def strip(rows):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import reproduce
-from keras_bnreg import files, report, studies, sweep, tables
+from keras_bnreg import files, report, sweep
+from keras_bnreg.studies import STUDIES, Settings, ablations, stats, table1
+from keras_bnreg.studies.runs import Run, read_run
 
 TINY = ["--epochs", "1", "--seeds", "1", "--hidden", "8", "--jobs", "1"]
 
@@ -35,27 +37,26 @@ def test_table1_outputs_match_the_run_files(table1_out):
         assert (table1_out / name).stat().st_size > 0, name
     text = (table1_out / "REPORT.md").read_text()
     assert "## Table I" in text and "verdict" in text and "## Fig. 2" in text
-    assert "Data: npz" in text
+    assert "npz (600 training images), 1 epoch, 1 seed, hidden 8" in text
+    assert "means over the 8 hidden nodes" in text and "300 hidden" not in text
+    assert "| L1 of w (raw kernel) | l1 |" in text  # the L1 column has rows of its own
+    assert "derived;" in text and "Verdict rules:" in text
 
 
 def test_rerun_skips_completed_runs(table1_out, small_npz):
-    settings = studies.Settings(
-        out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,)
-    )
-    outcomes = sweep.run_sweep(studies.table1(settings), jobs=1, progress=False)
+    settings = Settings(out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,))
+    outcomes = sweep.run_sweep(table1.configs(settings), jobs=1, progress=False)
     assert {o.status for o in outcomes} == {"skipped"}
-    changed = [c.replace(epochs=2) for c in studies.table1(settings)]
+    changed = [c.replace(epochs=2) for c in table1.configs(settings)]
     assert not any(sweep.is_complete(c) for c in changed)
     assert all(
-        sweep.is_complete(c.replace(threads=2, tensorboard="tb")) for c in studies.table1(settings)
+        sweep.is_complete(c.replace(threads=2, tensorboard="tb")) for c in table1.configs(settings)
     )
 
 
 def test_runs_made_before_a_new_setting_existed_still_count_as_complete(table1_out, small_npz):
-    settings = studies.Settings(
-        out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,)
-    )
-    config = studies.table1(settings)[0]
+    settings = Settings(out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,))
+    config = table1.configs(settings)[0]
     path = table1_out / "runs" / config.name / "config.json"
     saved = json.loads(path.read_text())
     older = {k: v for k, v in saved.items() if k not in ("l2", "validation_fraction")}
@@ -83,7 +84,7 @@ def test_table2_with_noise_predictions(tmp_path, small_npz):
     assert all(row["pred_measured"] > 0 and row["pred_eq18"] > 0 for row in rows)
     # More noise, a bigger noise term: sigma^2 grows 200x from SNR 100 to 0.5.
     assert rows[0]["pred_eq19"] > rows[-1]["pred_eq19"]
-    run = tables.read_run(tmp_path / "runs" / "table2_snr1_seed0")
+    run = read_run(tmp_path / "runs" / "table2_snr1_seed0")
     sigma2 = run.summary["data"]["noise_sigma"] ** 2
     expected = sigma2 * np.mean(
         run.nodes["gamma"] ** 2 * run.nodes["l2"] ** 2 / run.nodes["alpha"] ** 2
@@ -95,49 +96,78 @@ def test_table2_with_noise_predictions(tmp_path, small_npz):
 @pytest.mark.slow
 def test_equivalence_amplitude_and_epsilon(tmp_path, small_npz):
     """(e): amplitude a with epsilon e trains exactly like amplitude 1 with e / a^2."""
-    settings = studies.Settings(
-        out=str(tmp_path), data=str(small_npz), epochs=1, seeds=1, hidden=(8,)
-    )
-    configs = studies.equivalence(settings, amplitudes=(2.0, 4.0))
+    settings = Settings(out=str(tmp_path), data=str(small_npz), epochs=1, seeds=1, hidden=(8,))
+    configs = ablations.equivalence(settings, amplitudes=(2.0, 4.0))
     outcomes = sweep.run_sweep(configs, jobs=1, progress=False)
     assert {o.status for o in outcomes} == {"completed"}
     models = tmp_path / "models"
-    reference = report.first_kernel(models / "abl_equiv_amp1.keras")
+    reference = ablations.first_kernel(models / "abl_equiv_amp1.keras")
     for amplitude in (2, 4):
-        kernel = report.first_kernel(models / f"abl_equiv_amp{amplitude}.keras")
-        equivalent = report.first_kernel(models / f"abl_equiv_amp{amplitude}_as_amp1.keras")
+        kernel = ablations.first_kernel(models / f"abl_equiv_amp{amplitude}.keras")
+        equivalent = ablations.first_kernel(models / f"abl_equiv_amp{amplitude}_as_amp1.keras")
         scale = np.max(np.abs(kernel))
         # Equal to float32 rounding (measured ~1e-6 relative after an epoch), while the
         # non-equivalent run differs by > 1e-3: two orders of magnitude apart.
         assert np.max(np.abs(kernel - equivalent)) <= 1e-5 * scale
         assert np.max(np.abs(kernel - reference)) > 1e-3 * scale
-    text = report._ablation_e(tmp_path)
-    assert "diff to equivalent run" in text
+    report.build_outputs(tmp_path)
+    assert "diff to equivalent run" in (tmp_path / "REPORT.md").read_text()
 
 
 def test_aggregate_counts_diverged_runs_and_never_averages_them():
     def run(seed, status, alpha):
-        nodes = {q: np.full(3, alpha) for q in tables.QUANTITIES} if status == "completed" else {}
+        nodes = {q: np.full(3, alpha) for q in stats.QUANTITIES} if status == "completed" else {}
         summary = {"status": status, "final": {"accuracy": 0.5, "val_accuracy": 0.4}}
-        return tables.Run(f"r{seed}", {"amplitude": 2.0, "seed": seed}, summary, nodes)
+        return Run(f"r{seed}", {"amplitude": 2.0, "seed": seed}, summary, nodes)
 
-    rows = tables.aggregate(
+    rows = stats.aggregate(
         [run(0, "completed", 1.0), run(1, "diverged", 0.0), run(2, "completed", 3.0)], "amplitude"
     )
     assert rows[0]["n_seeds"] == 2 and rows[0]["n_diverged"] == 1
-    assert rows[0]["alpha_mean"] == 2.0 and rows[0]["alpha_std"] == pytest.approx(np.sqrt(2))
+    # 95% CI of the mean of (1, 3): t_{0.975, 1} * std / sqrt(2) = 12.706 * sqrt(2) / sqrt(2)
+    assert rows[0]["alpha_mean"] == 2.0 and rows[0]["alpha_ci95"] == pytest.approx(
+        12.7062, rel=1e-4
+    )
 
 
 def test_loglog_slope_and_verdicts():
     x = np.array([2.0, 3, 4, 5, 6])
-    assert tables.loglog_slope(x, 7 * x**-2.0) == pytest.approx(-2.0)
-    assert tables.loglog_slope(x, 0.1 * x**1.5) == pytest.approx(1.5)
+    assert stats.loglog_slope(x, 7 * x**-2.0) == pytest.approx(-2.0)
+    assert stats.loglog_slope(x, 0.1 * x**1.5) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="positive"):
-        tables.loglog_slope(x, -x)
-    assert tables.paper_slopes()["l2"] == pytest.approx(-2.0, abs=0.1)
-    assert tables.verdict(np.array([-2.01, -1.98, -2.03]), -2.02) == "reproduced"
-    assert tables.verdict(np.array([-1.0, -0.99, -1.01]), -2.02) == "partly"
-    assert tables.verdict(np.array([0.0, 0.001, -0.001]), -2.02) == "not reproduced"
+        stats.loglog_slope(x, -x)
+    assert stats.paper_slopes()["l2"] == pytest.approx(-2.0, abs=0.1)
+    paper_rows = np.array([0.0322, 0.0134, 0.0077, 0.0049, 0.0035])
+    slopes = np.array([-2.01, -1.98, -2.03])
+    assert stats.verdict(slopes, -2.02, paper_rows * 1.5, paper_rows) == "reproduced"
+    assert stats.verdict(slopes, -2.02, paper_rows * 200, paper_rows) == "slope only"
+    assert stats.verdict(np.array([0.0, 0.01]), -2.02, paper_rows, paper_rows) == ("magnitude only")
+    assert stats.verdict(np.array([-1.0, -0.99, -1.01]), -2.02, paper_rows * 9, paper_rows) == (
+        "not reproduced"
+    )
+    assert stats.verdict(slopes, -2.02, derived=True) == "derived; slope matches"
+    assert stats.verdict(np.array([]), -2.02) == "no data"
+    # One seed: no interval, the least tolerance applies.
+    assert stats.slope_matches([-1.95], -2.02) and not stats.slope_matches([-1.8], -2.02)
+
+
+def test_confidence_interval_is_the_t_interval():
+    values = np.array([1.0, 2.0, 4.0, 7.0])
+    expected = 3.18245 * np.std(values, ddof=1) / 2  # t_{0.975, 3} = 3.18245
+    assert stats.confidence_half_width(values) == pytest.approx(expected, rel=1e-5)
+    assert stats.confidence_half_width([1.0]) is None
+
+
+def test_cli_lists_exactly_the_registered_studies():
+    assert {name: module.DESCRIPTION for name, module in STUDIES.items()} == (
+        reproduce.STUDY_COMMANDS
+    )
+    assert reproduce.EXECUTOR_NAMES == sweep.EXECUTOR_NAMES
+
+
+def test_table_columns_come_from_runs_that_record_their_study(table1_out):
+    config = json.loads((table1_out / "runs" / "table1_amp2_seed0" / "config.json").read_text())
+    assert config["study"] == "table1" and config["role"] == table1.ROLE
 
 
 @pytest.mark.parametrize(
@@ -167,3 +197,63 @@ def test_report_without_runs_is_an_error(tmp_path, capsys):
 
 def test_timings_recorded(table1_out):
     assert json.loads((table1_out / "timings.json").read_text())["table1"] > 0
+
+
+def _copy_results(source, target):
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def test_runs_of_other_settings_are_left_out_and_never_averaged(table1_out, tmp_path):
+    out = _copy_results(table1_out, tmp_path / "results")
+    # A seed-1 run made by an earlier command with other settings (2 epochs).
+    source, extra = out / "runs" / "table1_amp2_seed0", out / "runs" / "table1_amp2_seed1"
+    import shutil
+
+    shutil.copytree(source, extra)
+    config = json.loads((extra / "config.json").read_text())
+    files.write_json(extra / "config.json", {**config, "seed": 1, "epochs": 2})
+    report.build_outputs(out)
+    rows = files.read_csv(out / "table1.csv")
+    assert [row["n_seeds"] for row in rows] == [1] * 5
+    text = (out / "REPORT.md").read_text()
+    assert "Left out: 1 run directories" in text
+    assert "table1_amp2_seed1: not asked for by the last table1 command" in text
+    # The command asks for 2 seeds at 1 epoch: the run is then left out for its epochs.
+    record = json.loads((out / "requested.json").read_text())
+    record["table1"]["seeds"] = 2
+    files.write_json(out / "requested.json", record)
+    report.build_outputs(out)
+    assert [row["n_seeds"] for row in files.read_csv(out / "table1.csv")] == [1] * 5
+    assert "epochs 2 (asked 1)" in (out / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize("damage", ["truncated_nodes", "missing_nodes", "config_not_object"])
+def test_report_on_a_damaged_run_leaves_it_out(damage, table1_out, tmp_path, capsys):
+    out = _copy_results(table1_out, tmp_path / "results")
+    run = out / "runs" / "table1_amp3_seed0"
+    if damage == "truncated_nodes":
+        lines = (run / "nodes.csv").read_text().splitlines()
+        (run / "nodes.csv").write_text("\n".join(lines[:4]) + "\n")
+    elif damage == "missing_nodes":
+        (run / "nodes.csv").unlink()
+    else:
+        (run / "config.json").write_text("[1, 2]\n")
+    assert reproduce.main(["report", "--out", str(out)]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "Left out: 1 run directories" in text and "table1_amp3_seed0" in text
+    assert [row["amplitude"] for row in files.read_csv(out / "table1.csv")] == [2, 4, 5, 6]
+
+
+def test_report_on_only_diverged_runs_is_one_line(table1_out, tmp_path, capsys):
+    out = _copy_results(table1_out, tmp_path / "results")
+    for summary_path in (out / "runs").glob("*/summary.json"):
+        summary = json.loads(summary_path.read_text())
+        files.write_json(summary_path, {**summary, "status": "diverged"})
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main(["report", "--out", str(out)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no completed run" in err[0] and "5 diverged" in err[0]

@@ -1,4 +1,4 @@
-"""Fig. 1 of the paper, drawn from `theory.fig1_geometry()`: this module only draws.
+"""Fig. 1 of the paper, drawn from `ridge.fig1_geometry()`: this module only draws.
 
 Matplotlib's object API with the Agg canvas (no pyplot state); the PNG is written to a temp
 file beside the target and moved into place with `os.replace`.
@@ -12,8 +12,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from keras_bnreg import theory
 from keras_bnreg.files import atomic_path
+from keras_bnreg.theory import ridge
 
 
 def plot_fig1(path, geometry=None):
@@ -26,12 +26,12 @@ def plot_fig1(path, geometry=None):
 
     Args:
         path: the PNG to write (its directory is created).
-        geometry: a `theory.Fig1Geometry` (default: `theory.fig1_geometry()`).
+        geometry: a `ridge.Fig1Geometry` (default: `ridge.fig1_geometry()`).
 
     Returns:
         `path`.
     """
-    geometry = theory.fig1_geometry() if geometry is None else geometry
+    geometry = ridge.fig1_geometry() if geometry is None else geometry
     figure = Figure(figsize=(7.5, 6.0), layout="constrained")
     FigureCanvasAgg(figure)
     axis = figure.add_subplot()
@@ -48,7 +48,7 @@ def plot_fig1(path, geometry=None):
         np.meshgrid(np.linspace(low[0], high[0], 240), np.linspace(low[1], high[1], 240)),
         axis=-1,
     )
-    loss = theory.quadratic_loss(grid, geometry.hessian, geometry.w_star)
+    loss = ridge.quadratic_loss(grid, geometry.hessian, geometry.w_star)
     levels = np.geomspace(max(loss.max(), 1e-12) * 1e-3, loss.max(), 12)
     axis.contour(grid[..., 0], grid[..., 1], loss, levels=levels, colors="0.65", linewidths=0.7)
 
@@ -79,7 +79,7 @@ def plot_fig1(path, geometry=None):
     axis.plot([0, limit[0]], [0, limit[1]], ":", color="tab:purple", label="limit direction H w*")
     axis.plot(*geometry.w_star, "k*", markersize=13, label="w* (alpha = 0)")
     axis.plot(0, 0, "ko", markersize=4)
-    factors = theory.shrinkage_factors(geometry.eigenvalues, geometry.alpha_bn)
+    factors = ridge.shrinkage_factors(geometry.eigenvalues, geometry.alpha_bn)
     axis.plot(
         *geometry.w_at_alpha_bn,
         "s",
