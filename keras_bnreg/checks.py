@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-FLOAT32 = np.finfo(np.float32)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # Python floats: comparing a float64 with
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # np.float32 would cast it down (NEP 50)
 SEED_MAX = 2**31 - 1  # numpy's legacy seed takes < 2**32; TF op seeds are int32-safe below 2**31
 
 
@@ -35,10 +36,9 @@ def positive_finite(name, value, error=InputError) -> float:
 def float32_positive(name, value, error=InputError) -> float:
     """A finite number > 0 that stays finite and non-zero in float32 (where Keras uses it)."""
     number = positive_finite(name, value, error)
-    as_float32 = np.float32(number)
-    if not np.isfinite(as_float32) or as_float32 < FLOAT32.tiny:
+    if not FLOAT32_TINY <= number <= FLOAT32_MAX:  # compared in float64: no overflowing cast
         raise error(
-            f"{name} must lie between {FLOAT32.tiny:.3g} and {FLOAT32.max:.3g} "
+            f"{name} must lie between {FLOAT32_TINY:.3g} and {FLOAT32_MAX:.3g} "
             f"(float32, as the model computes). Received: {value!r}"
         )
     return number
@@ -78,12 +78,11 @@ def input_scale(amplitude, error=InputError) -> float:
     """The model's input scaling `amplitude / 255`, checked to keep pixels 1..255 finite and
     non-zero in float32 (`1e-300` would make every input 0; `1e308` would overflow)."""
     amplitude = positive_finite("amplitude", amplitude, error)
-    scale = np.float32(amplitude / 255.0)
-    smallest, largest = scale * np.float32(1.0), scale * np.float32(255.0)
-    if not (np.isfinite(largest) and smallest >= FLOAT32.tiny):
+    scale = amplitude / 255.0  # float64; the smallest and largest scaled pixels: 1 and 255
+    if not (FLOAT32_TINY <= scale and 255.0 * scale <= FLOAT32_MAX):
         raise error(
             "amplitude must keep the scaled pixels (1..255) / 255 * amplitude finite and "
-            f"non-zero in float32: about {255 * FLOAT32.tiny:.3g} to {FLOAT32.max:.3g}. "
+            f"non-zero in float32: about {255 * FLOAT32_TINY:.3g} to {FLOAT32_MAX:.3g}. "
             f"Received: {amplitude!r}"
         )
     return amplitude / 255.0

@@ -7,8 +7,6 @@ import importlib.util
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from keras_bnreg import checks
 
 OPTIMIZER_NAMES = ("adam", "sgd")
@@ -201,7 +199,7 @@ class RunConfig:
             )
         for epsilon in self.bn_epsilon:
             checks.float32_positive("bn_epsilon", epsilon, ConfigError)
-        if not (math.isfinite(self.l2) and self.l2 >= 0 and np.isfinite(np.float32(self.l2))):
+        if not (math.isfinite(self.l2) and 0 <= self.l2 <= checks.FLOAT32_MAX):
             raise ConfigError(f"l2 must be a finite number >= 0. Received: {self.l2!r}")
         checks.fraction("validation_fraction", self.validation_fraction, ConfigError)
         checks.fraction("bn_momentum", self.bn_momentum, ConfigError)
