@@ -2,9 +2,10 @@
 
 Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<name>/`:
 `config.json`, `history.csv` (one row per epoch, rewritten atomically after each),
-`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, and with
-`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch); the model
-goes to `<models_dir>/<name>.keras`. A failed run adds `error.log` (the traceback).
+`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, with
+`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch), and last,
+for a completed run, `manifest.json` (size and sha256 of each file); the model goes to
+`<models_dir>/<name>.keras`. A failed run adds `error.log` (the traceback).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_bnreg import data, files, measures, pairs, paper
+from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
 from keras_bnreg.callbacks import (
     DivergenceGuard,
     EpochLine,
@@ -207,9 +208,12 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     status, error, rows, monitor_tables, test = "interrupted", None, [], {}, {}
     try:
         files.write_json(staging / "config.json", config.to_dict())
-        keras.backend.clear_session()  # a sweep worker's earlier models: freed now
-        keras.utils.set_random_seed(config.seed)
-        model = build_model(config, len(dataset.x_train))
+        # Seeds every random stream; a sweep worker reuses its compiled model for a run of
+        # the same shape, reset to a fresh model's state (keras_bnreg/compiled.py).
+        train_samples = len(dataset.x_train)
+        model = compiled.model_for(
+            config, train_samples, build_model, steps_per_execution(config, train_samples)
+        )
         monitor = RegularizationMonitor(
             dataset.x_train,
             every=config.monitor_every,
@@ -254,6 +258,8 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
         if error is not None:
             summary["error"] = error
         files.write_json(staging / "summary.json", summary)
+        if status == "completed":
+            manifest.write(staging)  # last: a run without it is not complete (manifest.py)
         model_path = _commit(config, staging, new_model)
     return RunResult(status, Path(config.out) / config.name, model_path, summary)
 
