@@ -2,9 +2,10 @@
 
 Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<name>/`:
 `config.json`, `history.csv` (one row per epoch, rewritten atomically after each),
-`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, and with
-`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch); the model
-goes to `<models_dir>/<name>.keras`.
+`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, with
+`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch), and last,
+for a completed run, `manifest.json` (size and sha256 of each file); the model goes to
+`<models_dir>/<name>.keras`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_bnreg import data, files, measures, pairs, paper
+from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
 from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter, KernelRecorder
 from keras_bnreg.config import RunConfig
 from keras_bnreg.models import build_mlp
@@ -181,15 +182,18 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     started = time.time()
     run_dir = Path(config.out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("summary.json", "history.csv", "nodes.csv", "kernels.npz"):
+    for stale in ("manifest.json", "summary.json", "history.csv", "nodes.csv", "kernels.npz"):
         (run_dir / stale).unlink(missing_ok=True)
     for stale in run_dir.glob("nodes_*.csv"):
         stale.unlink()
     files.write_json(run_dir / "config.json", config.to_dict())
 
-    keras.backend.clear_session()  # a sweep worker's earlier models: freed now, not mid-epoch
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config, len(dataset.x_train))
+    # Seeds every random stream; a sweep worker reuses its compiled model for a run of the
+    # same shape, reset to a fresh model's state (keras_bnreg/compiled.py).
+    train_samples = len(dataset.x_train)
+    model = compiled.model_for(
+        config, train_samples, build_model, steps_per_execution(config, train_samples)
+    )
     monitor = RegularizationMonitor(
         dataset.x_train,
         every=config.monitor_every,
@@ -238,6 +242,8 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
                 model.save(tmp)
     summary = _summary(config, dataset, status, writer.rows, model_path, started, test)
     files.write_json(run_dir / "summary.json", summary)
+    if status == "completed":
+        manifest.write(run_dir)  # last: a run without it is not complete (keras_bnreg/manifest.py)
     return RunResult(status, run_dir, model_path, summary)
 
 
