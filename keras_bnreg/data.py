@@ -108,14 +108,22 @@ class Dataset:
 
 
 def load(
-    spec="auto", *, amplitude=1.0, snr=None, noise_seed=0, seed=0, data_dir=None, notify=None
+    spec="auto",
+    *,
+    amplitude=1.0,
+    snr=None,
+    noise_seed=0,
+    seed=0,
+    data_dir=None,
+    notify=None,
+    dtype="float32",
 ) -> Dataset:
-    """`load_raw` then `prepare`."""
+    """`load_raw` then `prepare` (noisy inputs in `dtype`)."""
     checks.input_scale(amplitude, DataError)
     if snr is not None:
         checks.positive_finite("snr", snr, DataError)
     raw = load_raw(spec, seed=seed, data_dir=data_dir, notify=notify)
-    return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed)
+    return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed, dtype=dtype)
 
 
 def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
@@ -138,23 +146,25 @@ def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
     )
 
 
-def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0) -> Dataset:
+def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0, dtype="float32") -> Dataset:
     """Flatten to (N, 784) raw pixel values; with `snr`, add fixed Gaussian noise.
 
     `sigma^2 = mean over pixels of Var_train(x_pixel) / snr` for the scaled inputs
     `x = image / 255 * amplitude`, drawn once per image from `SeedSequence(noise_seed)`: one
     stream for the training split, one for the test split. The noise is stored in raw units
-    (`noise * 255 / amplitude`), so the model's `Rescaling` gives `x + noise` (float32).
+    (`noise * 255 / amplitude`), so the model's `Rescaling` gives `x + noise`; noisy inputs
+    are held in `dtype` ("float32" or "float64", the run's), clean ones as exact uint8.
     """
+    dtype = np.dtype(dtype)
     scale = checks.input_scale(amplitude, DataError)
     x_train, x_test = _flat(raw.x_train), _flat(raw.x_test)
     sigma = None
     if snr is not None:
         checks.positive_finite("snr", snr, DataError)
-        sigma = noise_sigma(x_train.astype(np.float32) * np.float32(scale), snr)
+        sigma = noise_sigma(x_train.astype(dtype) * dtype.type(scale), snr)
         train_stream, test_stream = np.random.SeedSequence(noise_seed).spawn(2)
-        x_train = _add_raw_noise(x_train, sigma, scale, np.random.default_rng(train_stream))
-        x_test = _add_raw_noise(x_test, sigma, scale, np.random.default_rng(test_stream))
+        x_train = _add_raw_noise(x_train, sigma, scale, np.random.default_rng(train_stream), dtype)
+        x_test = _add_raw_noise(x_test, sigma, scale, np.random.default_rng(test_stream), dtype)
     for split, x in (("train", x_train), ("test", x_test)):
         if not np.all(np.isfinite(x)) or not np.any(x * np.float32(scale)):
             raise DataError(
@@ -178,16 +188,18 @@ def _flat(images) -> np.ndarray:
     return np.ascontiguousarray(images.reshape(len(images), -1))
 
 
-def _add_raw_noise(x, sigma, scale, rng) -> np.ndarray:
-    """`x + N(0, sigma^2) / scale` in float32: the same draws as `add_noise` on scaled data."""
-    noise = rng.normal(0.0, sigma, size=x.shape).astype(np.float32)
-    return (x.astype(np.float32) + noise / np.float32(scale)).astype(np.float32)
+def _add_raw_noise(x, sigma, scale, rng, dtype=np.float32) -> np.ndarray:
+    """`x + N(0, sigma^2) / scale` in `dtype`: the same draws as `add_noise` on scaled data."""
+    dtype = np.dtype(dtype)
+    noise = rng.normal(0.0, sigma, size=x.shape).astype(dtype)
+    return (x.astype(dtype) + noise / dtype.type(scale)).astype(dtype)
 
 
-def scale_images(images, amplitude) -> np.ndarray:
-    """`images / 255 * amplitude` as float32 of shape (N, 784)."""
+def scale_images(images, amplitude, dtype="float32") -> np.ndarray:
+    """`images / 255 * amplitude` in `dtype` (default float32), shape (N, 784)."""
     images = np.asarray(images)
-    return (images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)) * np.float32(
+    dtype = np.dtype(dtype)
+    return (images.reshape(len(images), -1).astype(dtype) / dtype.type(255.0)) * dtype.type(
         amplitude
     )
 
@@ -200,8 +212,8 @@ def noise_sigma(x_train_scaled, snr) -> float:
 
 
 def add_noise(x, sigma, rng) -> np.ndarray:
-    """`x + N(0, sigma^2)` per entry, float32."""
-    return (x + rng.normal(0.0, sigma, size=x.shape)).astype(np.float32)
+    """`x + N(0, sigma^2)` per entry, in the dtype of `x`."""
+    return (x + rng.normal(0.0, sigma, size=x.shape)).astype(x.dtype)
 
 
 def read_idx(path) -> np.ndarray:
