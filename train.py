@@ -56,6 +56,7 @@ def main(argv=None) -> int:
                 seed=config.seed,
                 data_dir=config.data_dir,
                 notify=notify,
+                dtype=config.dtype,
             )
         except data.DataError as error:
             fail(error)
