@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from keras_bnreg.layers import InspectableBatchNormalization
 from keras_bnreg.pairs import Pair, find_pairs
@@ -64,7 +65,8 @@ def build_mlp(
     inputs = keras.Input(shape=(input_dim,), name="pixels")
     x = inputs
     if input_scale is not None:
-        x = keras.layers.Rescaling(input_scale, name=INPUT_SCALING)(x)
+        # a float64 NumPy scalar: a Python float would pass through float32 in Keras's cast
+        x = keras.layers.Rescaling(np.float64(input_scale), name=INPUT_SCALING)(x)
     for index, (name, width, epsilon) in enumerate(zip(names, widths, epsilons)):
         x = keras.layers.Dense(
             width,
