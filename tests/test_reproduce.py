@@ -344,3 +344,17 @@ def test_readings_find_the_reading_that_matches():
     assert consistent["alpha"] == "alpha = sqrt(w^T R w), printed x 1e-8"
     assert consistent["all_slopes_match"]
     assert consistent["worst_abs_log10_ratio"] == pytest.approx(0, abs=1e-9)
+
+
+def test_a_results_directory_from_before_study_records_gives_the_same_tables(table1_out, tmp_path):
+    """Run directories without `study`/`role` and no requested.json (the layout before
+    studies recorded themselves) are read through the legacy shim: same tables."""
+    out = _copy_results(table1_out, tmp_path / "results")
+    (out / "requested.json").unlink()
+    for path in (out / "runs").glob("*/config.json"):
+        config = json.loads(path.read_text())
+        files.write_json(path, {k: v for k, v in config.items() if k not in ("study", "role")})
+    report.build_outputs(out)
+    for name in ("table1.csv", "table2.csv", "table1_slopes.csv"):
+        assert (out / name).read_text() == (table1_out / name).read_text(), name
+    assert "Left out" not in (out / "REPORT.md").read_text()
