@@ -43,6 +43,8 @@ def test_table1_outputs_match_the_run_files(table1_out):
     assert "means over the 8 hidden nodes" in text and "300 hidden" not in text
     assert "| L1 of w (raw kernel) | l1 |" in text  # the L1 column has rows of its own
     assert "derived;" in text and "Verdict rules:" in text
+    for name in ("table1.csv", "table1_slopes.csv", "readings.csv"):
+        assert "np." not in (table1_out / name).read_text(), name  # plain numbers only
 
 
 def test_rerun_skips_completed_runs(table1_out, small_npz):
@@ -278,7 +280,7 @@ def test_readings_reads_existing_runs_without_training(table1_out, tmp_path, sma
         ("table2", "l2"),
     }
     text = (out / "REPORT.md").read_text()
-    assert "## Readings of the paper" in text and "single consistent reading" in text
+    assert "## Readings of the paper" in text and "single consistent reading for both tables" in text
 
 
 def _synthetic_table1_runs():
