@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide the CPU-only cuInit e
 from keras_bnreg.config import RunConfig  # noqa: E402
 from keras_bnreg.layers import InspectableBatchNormalization  # noqa: E402
 from keras_bnreg.models import build_mlp, dense_bn_pairs  # noqa: E402
-from keras_bnreg.monitor import RegularizationMonitor  # noqa: E402
+from keras_bnreg.monitor import RegularizationMonitor, measure_model  # noqa: E402
+from keras_bnreg.pairs import find_pairs  # noqa: E402
 
 __all__ = [
     "InspectableBatchNormalization",
@@ -19,5 +20,7 @@ __all__ = [
     "RunConfig",
     "build_mlp",
     "dense_bn_pairs",
+    "find_pairs",
+    "measure_model",
 ]
 __version__ = "0.1.0"

@@ -41,7 +41,11 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Rewrites `path` atomically after every epoch, so a stop keeps every finished epoch."""
+    """Rewrites `path` atomically after every epoch, so a stop keeps every finished epoch.
+
+    Columns are `columns`, then any other log entry in the order it first appears: no
+    measured value is lost.
+    """
 
     def __init__(self, path, columns):
         super().__init__()
@@ -54,4 +58,46 @@ class HistoryWriter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         self.rows.append(row)
+        self.columns += [key for key in row if key not in self.columns]
         files.write_csv(self.path, self.rows, self.columns)
+
+
+class KernelRecorder(keras.callbacks.Callback):
+    """Keeps one Dense layer's kernel (and its BN's state) before training and after every
+    epoch, and rewrites them atomically to an `.npz` file after each epoch.
+
+    Arrays in the file, each with a leading epoch axis (index 0 = before training):
+    `kernel` (epochs + 1, d, n), `bias`, and for a BN layer `gamma`, `beta`,
+    `moving_mean`, `moving_variance` (epochs + 1, n); `epoch` holds 0, 1, 2, ...
+
+    Args:
+        path: the `.npz` file to write.
+        dense: the Dense layer to record.
+        bn: the BatchNormalization layer right after it, or None.
+    """
+
+    def __init__(self, path, dense, bn=None):
+        super().__init__()
+        self.path = path
+        self.dense = dense
+        self.bn = bn
+
+    def on_train_begin(self, logs=None):
+        self.records = {}
+        self._record(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record(epoch + 1)
+        arrays = {name: np.stack(values) for name, values in self.records.items()}
+        with files.atomic_path(self.path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
+
+    def _record(self, epoch):
+        state = {"epoch": np.asarray(epoch)}
+        state["kernel"] = keras.ops.convert_to_numpy(self.dense.kernel)
+        state["bias"] = keras.ops.convert_to_numpy(self.dense.bias)
+        if self.bn is not None:
+            for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+                state[name] = keras.ops.convert_to_numpy(getattr(self.bn, name))
+        for name, value in state.items():
+            self.records.setdefault(name, []).append(value)

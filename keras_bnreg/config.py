@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 OPTIMIZER_NAMES = ("adam", "sgd")
+DTYPE_NAMES = ("float32", "float64")
 
 
 class ConfigError(ValueError):
@@ -47,11 +48,14 @@ class RunConfig:
     steps_per_execution: int | None = None  # training steps per compiled call; None: an epoch
     jit_compile: bool = True  # XLA-compile the training step
     threads: int | None = None  # TensorFlow intra-op threads; None: all cores
+    dtype: str = "float32"  # inputs, weights and arithmetic: one of DTYPE_NAMES
     # outputs
     out: str = "runs"  # run directories go to <out>/<run_name>
     models_dir: str = "saved_models"  # trained models go to <models_dir>/<run_name>.keras
     run_name: str | None = None  # None: amp<A>_seed<S>[_snr<SNR>]
     save_model: bool = True  # write the .keras file
+    record_kernels: bool = False  # write the first Dense kernel and BN state per epoch to
+    #   <run>/kernels.npz (about 11 x 784 x width values: opt-in)
     # provenance (labels only: they never change what a run computes)
     study: str | None = None  # the study that asked for this run (keras_bnreg.studies); None: none
     role: dict = field(default_factory=dict)  # its part in that study, e.g. {"group": "sgd"}
@@ -142,6 +146,10 @@ class RunConfig:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}. "
                 f"Received: {self.optimizer!r}"
+            )
+        if self.dtype not in DTYPE_NAMES:
+            raise ConfigError(
+                f"dtype must be one of {', '.join(DTYPE_NAMES)}. Received: {self.dtype!r}"
             )
         if self.run_name is not None and (
             not self.run_name or "/" in self.run_name or self.run_name.startswith(".")

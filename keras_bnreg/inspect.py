@@ -3,9 +3,10 @@
     python -m keras_bnreg.inspect saved_models/amp4_seed0.keras [--data PATH] [--amplitude A]
 
 Loads with plain `keras.models.load_model` (safe mode on) after `import keras_bnreg`,
-prints per layer the mean L1/L2 norms of the raw and effective weights, gamma and BN's
+prints per measured layer (`pairs.find_pairs`: any Keras model with Dense/Conv layers, BN
+or not) the mean L1/L2 norms of the raw and effective weights, gamma and BN's
 moving-statistics alpha; with `--data`, also the test accuracy and the data-based alpha
-measured on the training split.
+measured on the training split (`monitor.measure_model`).
 """
 
 from __future__ import annotations
@@ -58,54 +59,71 @@ def load(path) -> keras.Model:  # noqa: F821
 
 
 def describe(model, dataset=None, chunk_size=8192) -> str:
-    """Per-layer table of the model's weights and, given data, accuracy and alpha."""
-    from keras_bnreg import measures
-    from keras_bnreg.models import dense_bn_pairs
-    from keras_bnreg.monitor import RegularizationMonitor
+    """Per-layer table of the model's weights and, given data, accuracy and alpha.
 
-    tables = None
+    Works for any Keras model with measurable Dense/Conv layers (`pairs.find_pairs`),
+    with or without BN (BN's columns are then blank); the data's images are reshaped to
+    the model's input shape when their sizes agree.
+
+    Raises:
+        ValueError: no measurable layer, or data the model cannot take.
+    """
+    from keras_bnreg.monitor import measure_model
+
     lines = []
+    x_train = None
     if dataset is not None:
-        monitor = RegularizationMonitor(dataset.x_train, chunk_size=chunk_size)
-        monitor.set_model(model)
-        monitor.on_train_begin()
-        tables = monitor.measure()
-        probabilities = model.predict(dataset.x_test, batch_size=1024, verbose=0)
-        accuracy = float(np.mean(np.argmax(probabilities, axis=1) == dataset.y_test))
+        x_train = model_inputs(model, dataset.x_train)
+        x_test = model_inputs(model, dataset.x_test)
         lines.append(
             f"data: {dataset.source} ({dataset.location}), "
             f"{len(dataset.x_train)} train / {len(dataset.x_test)} test, "
             f"amplitude {dataset.amplitude:g}"
         )
-        lines.append(f"test accuracy: {accuracy:.4f}")
-    header = (
-        f"{'layer':<10}{'nodes':>6}{'L1(w)':>11}{'L2(w)':>11}{'L1(w_bn)':>11}"
-        f"{'L2(w_bn)':>11}{'gamma':>9}{'alpha_mov':>11}"
-    )
-    if tables:
-        header += f"{'alpha':>11}{'alpha_c':>11}"
+        probabilities = model.predict(x_test, batch_size=1024, verbose=0)
+        if probabilities.ndim == 2 and probabilities.shape[1] == 10:
+            accuracy = float(np.mean(np.argmax(probabilities, axis=1) == dataset.y_test))
+            lines.append(f"test accuracy: {accuracy:.4f}")
+    tables = measure_model(model, x_train, deep=True, chunk_size=chunk_size)
+    width = max(10, *(len(name) + 2 for name in tables))
+    columns = [("L1(w)", "l1"), ("L2(w)", "l2"), ("L1(w_bn)", "l1_bn"), ("L2(w_bn)", "l2_bn")]
+    columns += [("gamma", "gamma"), ("alpha_mov", "alpha_moving")]
+    if x_train is not None:
+        columns += [("alpha", "alpha"), ("alpha_c", "alpha_centered")]
+    header = f"{'layer':<{width}}{'nodes':>6}" + "".join(f"{title:>11}" for title, _ in columns)
     lines += [header, "-" * len(header)]
-    for pair in dense_bn_pairs(model):
-        kernel = np.asarray(pair.dense.kernel.numpy(), dtype=np.float64)
-        bias = (
-            np.asarray(pair.dense.bias.numpy(), dtype=np.float64) if pair.dense.use_bias else None
-        )
-        w_bn, _ = pair.bn.fold(kernel, bias)
-        stats = pair.bn.statistics()
-        l1, l2 = measures.node_norms(kernel)
-        l1_bn, l2_bn = measures.node_norms(w_bn)
-        moving = measures.alpha_moving(stats["moving_mean"], stats["moving_variance"], bias)
-        line = (
-            f"{pair.name:<10}{kernel.shape[1]:>6}{l1.mean():>11.4g}{l2.mean():>11.4g}"
-            f"{l1_bn.mean():>11.4g}{l2_bn.mean():>11.4g}{stats['gamma'].mean():>9.3g}"
-            f"{moving.mean():>11.4g}"
-        )
-        if tables:
-            table = tables[pair.name]
-            line += f"{table['alpha'].mean():>11.4g}{table['alpha_centered'].mean():>11.4g}"
-        lines.append(line)
-    lines.append("(means over each layer's nodes; alpha = sqrt(w^T R w) on the training split)")
+    for name, table in tables.items():
+        cells = [_cell(np.mean(table[column])) for _, column in columns]
+        lines.append(f"{name:<{width}}{len(table['l1']):>6}" + "".join(cells))
+    lines.append(
+        "(means over each layer's nodes or channels; alpha = sqrt(w^T R w) on the training "
+        "split; '-': no BN after the layer)"
+    )
     return "\n".join(lines)
+
+
+def model_inputs(model, images):
+    """`images` in the shape the model takes (reshaped when only the layout differs).
+
+    Raises:
+        ValueError: the model has several inputs, or the sizes disagree.
+    """
+    shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+    if len(shapes) != 1:
+        raise ValueError(f"inspect measures single-input models. Received: inputs {shapes}")
+    shape = shapes[0]
+    if tuple(images.shape[1:]) == shape:
+        return images
+    if None not in shape and int(np.prod(shape)) == int(np.prod(images.shape[1:])):
+        return images.reshape((len(images), *shape))
+    raise ValueError(
+        f"the model takes inputs of shape {shape}; the data's are {tuple(images.shape[1:])}. "
+        "Received: a model for other data"
+    )
+
+
+def _cell(value) -> str:
+    return f"{'-':>11}" if not np.isfinite(value) else f"{value:>11.4g}"
 
 
 def main(argv=None) -> int:
@@ -123,8 +141,12 @@ def main(argv=None) -> int:
             dataset = data.load(args.data, amplitude=amplitude, snr=args.snr, seed=args.seed)
         except data.DataError as error:
             fail(error)
+    try:
+        text = describe(model, dataset)
+    except ValueError as error:
+        fail(error)
     print(f"model: {args.model}")
-    print(describe(model, dataset))
+    print(text)
     return 0
 
 

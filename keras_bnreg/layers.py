@@ -9,59 +9,47 @@ from keras import ops
 from keras_bnreg.measures import fold_batchnorm
 
 
+def batchnorm_statistics(layer) -> dict:
+    """NumPy copies of a BatchNormalization's gamma, beta and moving statistics.
+
+    Works for Keras's own layer and any subclass; `scale=False` gives gamma 1,
+    `center=False` beta 0 (what the layer then computes).
+    """
+    nodes = layer.moving_mean.shape[0]
+    return {
+        "gamma": _numpy(layer.gamma) if layer.scale else np.ones(nodes),
+        "beta": _numpy(layer.beta) if layer.center else np.zeros(nodes),
+        "moving_mean": _numpy(layer.moving_mean),
+        "moving_variance": _numpy(layer.moving_variance),
+    }
+
+
 @keras.saving.register_keras_serializable(package="keras_bnreg")
 class InspectableBatchNormalization(keras.layers.BatchNormalization):
-    """Keras's BatchNormalization, plus the latest training batch's statistics.
+    """Keras's BatchNormalization that also folds itself into the layer before it.
 
-    Behaves exactly like `keras.layers.BatchNormalization` (same arguments, same
-    outputs, same moving-statistics update). In addition it keeps the mean and the
-    (biased) variance of the most recent training batch in the non-trainable
-    variables `batch_mean` and `batch_variance`, and folds itself into the Dense
-    layer before it (`fold`): `w_bn = gamma * w / sqrt(moving_variance + epsilon)`,
-    the paper's BN weight of Eq. 11-12 with the moving statistics in place of the
-    batch ones.
+    Behaves exactly like `keras.layers.BatchNormalization` (same arguments, variables,
+    outputs and moving-statistics update); the monitor measures stock BN just as well.
+    In addition `fold` gives the effective weight of the Dense layer before it,
+    `w_bn = gamma * w / sqrt(moving_variance + epsilon)`: the paper's BN weight of
+    Eq. 11-12 with the moving statistics in place of the batch ones.
+
+    Models saved by earlier versions of this package kept the latest training batch's
+    mean and variance in two more variables; they load, and those two values are dropped.
 
     Args:
         **kwargs: as for `keras.layers.BatchNormalization`.
     """
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        shape = (input_shape[self.axis],)
-        self.batch_mean = self.add_weight(
-            shape=shape,
-            name="batch_mean",
-            initializer="zeros",
-            trainable=False,
-            autocast=False,
-        )
-        self.batch_variance = self.add_weight(
-            shape=shape,
-            name="batch_variance",
-            initializer="ones",
-            trainable=False,
-            autocast=False,
-        )
-
-    def call(self, inputs, training=None, mask=None):
-        if training and self.trainable:
-            axes = [i for i in range(len(inputs.shape)) if i != self.axis % len(inputs.shape)]
-            mean, variance = ops.moments(ops.cast(inputs, "float32"), axes=axes)
-            self.batch_mean.assign(mean)
-            self.batch_variance.assign(variance)
-        return super().call(inputs, training=training, mask=mask)
+    def load_own_variables(self, store):
+        legacy = len(self.variables) + 2  # gamma, beta, moving stats + batch mean, variance
+        if len(store.keys()) == legacy:
+            store = {str(index): store[str(index)] for index in range(len(self.variables))}
+        super().load_own_variables(store)
 
     def statistics(self) -> dict:
-        """NumPy copies of gamma, beta, the moving and the latest batch statistics."""
-        n = self.moving_mean.shape[0]
-        return {
-            "gamma": _numpy(self.gamma) if self.scale else np.ones(n),
-            "beta": _numpy(self.beta) if self.center else np.zeros(n),
-            "moving_mean": _numpy(self.moving_mean),
-            "moving_variance": _numpy(self.moving_variance),
-            "batch_mean": _numpy(self.batch_mean),
-            "batch_variance": _numpy(self.batch_variance),
-        }
+        """NumPy copies of gamma, beta and the moving statistics (`batchnorm_statistics`)."""
+        return batchnorm_statistics(self)
 
     def fold(self, kernel, bias=None):
         """Effective weight and bias of `Dense(kernel, bias)` followed by this layer.

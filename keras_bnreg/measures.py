@@ -10,6 +10,10 @@ and the inputs `x` that enter that layer:
   estimate of `E[(w_j^T x)^2]` (its statistics see `w_j^T x + b_j`).
 - effective (BN) weight: `w_bn_j = gamma_j * w_j / sqrt(moving_variance_j + epsilon)`,
   with folded bias, so that in inference mode `BN(Dense(x)) == x @ w_bn + b_bn`.
+
+A convolution is the same with one "node" per output channel c: `w_c` is the kernel's
+slice (kh, kw, cin) flattened, `x` runs over every input patch at every position of every
+input (what BN's statistics average over), so `alpha_c = sqrt(E_p[(w_c . p)^2])`.
 """
 
 from __future__ import annotations
@@ -96,6 +100,30 @@ def alphas_from_moments(count, sum_z, sum_z2):
     return np.sqrt(second), np.sqrt(np.maximum(second - mean**2, 0.0))
 
 
+def row_moments(chunks):
+    """`R = E[x x^T]`, `E[x]` and the count over the rows of 2-D chunks (float64 sums).
+
+    Args:
+        chunks: an iterable of arrays of shape (rows, d), e.g. an input streamed in chunks
+            or the patches of a convolution's inputs.
+
+    Returns:
+        `(second_moment, mean, count)` with shapes (d, d), (d,) and an int.
+    """
+    second = total = None
+    count = 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float64)
+        if second is None:
+            second, total = np.zeros((chunk.shape[1],) * 2), np.zeros(chunk.shape[1])
+        second += chunk.T @ chunk
+        total += chunk.sum(axis=0)
+        count += len(chunk)
+    if count == 0:
+        raise ValueError("row_moments needs at least one row. Received: none")
+    return second / count, total / count, count
+
+
 def input_moments(inputs, chunk_size=8192):
     """`R = E[x x^T]` and `E[x]` over the rows of `inputs`, streamed in chunks (float64 sums).
 
@@ -109,14 +137,81 @@ def input_moments(inputs, chunk_size=8192):
     inputs = np.asarray(inputs)
     if inputs.ndim != 2 or len(inputs) == 0:
         raise ValueError(f"inputs must be a non-empty 2-D array. Received: shape {inputs.shape}")
-    d = inputs.shape[1]
-    second, total = np.zeros((d, d)), np.zeros(d)
-    for start in range(0, len(inputs), chunk_size):
-        # float64 products: R stays symmetric and semi-definite to rounding, as the forms check
-        chunk = np.asarray(inputs[start : start + chunk_size], dtype=np.float64)
-        second += chunk.T @ chunk
-        total += chunk.sum(axis=0, dtype=np.float64)
-    return second / len(inputs), total / len(inputs)
+    chunks = (inputs[start : start + chunk_size] for start in range(0, len(inputs), chunk_size))
+    second, mean, _ = row_moments(chunks)
+    return second, mean
+
+
+def kernel_columns(kernel):
+    """A Dense or convolution kernel as one column per output node or channel.
+
+    A Dense kernel (d, n) is returned as is; a convolution kernel (kh, kw, cin, cout) (or
+    (k, cin, cout)) becomes (kh * kw * cin, cout) in C order, matching `conv_patches`, so
+    that channel c's output at one position is `patch @ columns[:, c]`.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return kernel.reshape(-1, kernel.shape[-1])
+
+
+def same_padding(size, kernel_size, stride, dilation):
+    """Padding `(before, after)` of one spatial axis under "same" (TensorFlow's rule).
+
+    `out = ceil(size / stride)`, `total = max((out - 1) * stride + (k - 1) * dilation + 1 - size,
+    0)`, `before = total // 2`, `after = total - before`.
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_patches(images, kernel_size, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    """Every input patch a 2-D convolution multiplies by its kernel, one row per position.
+
+    For channels-last images (N, H, W, C) and a kernel (kh, kw, C, cout), output channel c at
+    position (i, j) of image n is `conv_patches(...)[row] @ kernel_columns(kernel)[:, c]` (plus
+    the bias), with rows ordered (n, i, j). Patch entries are ordered (kernel row, kernel
+    column, channel), the C order of the kernel's first three axes. Zero padding as Keras's
+    "same", none for "valid"; strides and dilation as in `keras.layers.Conv2D`.
+
+    Args:
+        images: shape (N, H, W, C).
+        kernel_size, strides, dilation: pairs of ints.
+        padding: "valid" or "same".
+
+    Returns:
+        Array of shape (N * out_h * out_w, kh * kw * C).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be 4-D (N, H, W, C). Received: shape {images.shape}")
+    if padding not in ("valid", "same"):
+        raise ValueError(f'padding must be "valid" or "same". Received: {padding!r}')
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation
+    if padding == "same":
+        pads = [
+            same_padding(images.shape[1 + a], kernel_size[a], strides[a], dilation[a])
+            for a in (0, 1)
+        ]
+        images = np.pad(images, ((0, 0), pads[0], pads[1], (0, 0)))
+    height, width = images.shape[1], images.shape[2]
+    out_h = (height - (kh - 1) * dh - 1) // sh + 1
+    out_w = (width - (kw - 1) * dw - 1) // sw + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"the kernel does not fit the images. Received: images {images.shape[1:3]}, "
+            f"kernel {kernel_size}, dilation {dilation}"
+        )
+    offsets = [
+        images[
+            :,
+            i * dh : i * dh + (out_h - 1) * sh + 1 : sh,
+            j * dw : j * dw + (out_w - 1) * sw + 1 : sw,
+        ]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = np.stack(offsets, axis=3)  # (N, out_h, out_w, kh * kw, C)
+    return patches.reshape(-1, kh * kw * images.shape[3])
 
 
 def alphas_from_input_moments(kernel, second_moment, mean):
@@ -151,7 +246,12 @@ def node_norms(kernel):
 def node_table(
     kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon, alpha, alpha_centered
 ):
-    """All per-node columns of NODE_COLUMNS for one Dense+BN pair, as float64 arrays."""
+    """All per-node columns of NODE_COLUMNS for one Dense+BN pair, as float64 arrays.
+
+    A convolution kernel (kh, kw, cin, cout) is read as one column per output channel
+    (`kernel_columns`): its norms and BN folding are per channel, like a Dense node's.
+    """
+    kernel = kernel_columns(kernel)
     w_bn, _ = fold_batchnorm(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon)
     l1, l2 = node_norms(kernel)
     l1_bn, l2_bn = node_norms(w_bn)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
 from keras_bnreg.layers import InspectableBatchNormalization
+from keras_bnreg.pairs import Pair, find_pairs
 
 INPUT_DIM = 784
 NUM_CLASSES = 10
@@ -65,24 +64,6 @@ def build_mlp(
     return keras.Model(inputs, x, name="bn_mlp" if batchnorm else "mlp")
 
 
-@dataclass(frozen=True)
-class DenseBN:
-    """One Dense layer and the BN layer right after it (None in a model without BN)."""
-
-    name: str
-    dense: keras.layers.Dense
-    bn: InspectableBatchNormalization | None
-
-
-def dense_bn_pairs(model: keras.Model) -> list[DenseBN]:
-    """Every Dense layer with the InspectableBatchNormalization right after it, if any."""
-    layers = model.layers
-    pairs = []
-    for index, layer in enumerate(layers):
-        if isinstance(layer, keras.layers.Dense):
-            following = layers[index + 1] if index + 1 < len(layers) else None
-            bn = following if isinstance(following, InspectableBatchNormalization) else None
-            pairs.append(DenseBN(layer.name, layer, bn))
-    if not pairs:
-        raise ValueError("the model has no Dense layer")
-    return pairs
+def dense_bn_pairs(model: keras.Model) -> list[Pair]:
+    """The model's Dense/Conv -> BN pairs from its layer graph (`pairs.find_pairs`)."""
+    return find_pairs(model)

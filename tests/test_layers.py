@@ -1,8 +1,12 @@
+import zipfile
+
+import h5py
 import keras
 import numpy as np
 import pytest
 
 from keras_bnreg import InspectableBatchNormalization, build_mlp, dense_bn_pairs
+from keras_bnreg.layers import batchnorm_statistics
 
 
 def trained_like_layer(n=6, seed=0):
@@ -17,30 +21,57 @@ def trained_like_layer(n=6, seed=0):
     return layer
 
 
-def test_training_mode_exposes_batch_statistics_and_matches_keras_bn():
+def test_training_mode_matches_keras_bn():
     rng = np.random.default_rng(1)
     x = rng.normal(loc=1.5, scale=2.0, size=(64, 6)).astype("float32")
     inspectable = trained_like_layer()
     plain = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9)
     plain.build((None, 6))
-    plain.set_weights(inspectable.get_weights()[:4])
+    plain.set_weights(inspectable.get_weights())
     out_inspectable = inspectable(x, training=True).numpy()
     out_plain = plain(x, training=True).numpy()
     np.testing.assert_allclose(out_inspectable, out_plain, rtol=1e-6, atol=1e-6)
     stats = inspectable.statistics()
-    np.testing.assert_allclose(stats["batch_mean"], x.mean(0), rtol=1e-5)
-    np.testing.assert_allclose(stats["batch_variance"], x.var(0), rtol=1e-5)  # biased
+    assert set(stats) == {"gamma", "beta", "moving_mean", "moving_variance"}
     np.testing.assert_allclose(stats["moving_mean"], plain.moving_mean.numpy(), rtol=1e-6)
     np.testing.assert_allclose(stats["moving_variance"], plain.moving_variance.numpy(), rtol=1e-6)
+    for key, value in batchnorm_statistics(plain).items():
+        np.testing.assert_allclose(value, stats[key], rtol=1e-6)
 
 
-def test_inference_mode_leaves_batch_statistics_alone():
-    layer = trained_like_layer()
-    before = layer.statistics()
-    layer(np.ones((8, 6), "float32"), training=False)
-    after = layer.statistics()
-    for key in before:
-        np.testing.assert_array_equal(before[key], after[key])
+def test_statistics_without_scale_and_center():
+    layer = keras.layers.BatchNormalization(scale=False, center=False)
+    layer.build((None, 3))
+    stats = batchnorm_statistics(layer)
+    np.testing.assert_array_equal(stats["gamma"], np.ones(3))
+    np.testing.assert_array_equal(stats["beta"], np.zeros(3))
+
+
+def test_loads_a_model_saved_with_the_old_batch_statistics(tmp_path):
+    """Files from earlier versions hold two more BN variables (the last batch's moments)."""
+    model = build_mlp((5,), input_dim=7, seed=2)
+    path = tmp_path / "old.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    weights = tmp_path / "model.weights.h5"
+    weights.write_bytes(entries["model.weights.h5"])
+    with h5py.File(weights, "r+") as store:
+        groups = [name for name in store["layers"] if "batch_normalization" in name]
+        assert len(groups) == 2
+        for name in groups:
+            group = store[f"layers/{name}/vars"]
+            count = len(group.keys())
+            group[str(count)] = np.full(group["0"].shape, 7.0, "float32")
+            group[str(count + 1)] = np.full(group["0"].shape, 9.0, "float32")
+    entries["model.weights.h5"] = weights.read_bytes()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    for name in ("hidden1_bn", "output_bn"):
+        for key, value in model.get_layer(name).statistics().items():
+            np.testing.assert_array_equal(loaded.get_layer(name).statistics()[key], value)
 
 
 def test_folding_identity_in_inference_mode():
@@ -95,8 +126,8 @@ def test_build_mlp_structure_and_epsilons():
     pairs = dense_bn_pairs(model)
     assert [p.name for p in pairs] == ["hidden1", "output"]
     assert [p.bn.epsilon for p in pairs] == [1e-5, 0.1]
-    # Dense kernel + bias; BN gamma, beta, moving mean/variance, batch mean/variance.
-    assert model.count_params() == (784 * 300 + 300) + 6 * 300 + (300 * 10 + 10) + 6 * 10
+    # Dense kernel + bias; BN gamma, beta, moving mean/variance.
+    assert model.count_params() == (784 * 300 + 300) + 4 * 300 + (300 * 10 + 10) + 4 * 10
     with pytest.raises(ValueError, match="bn_epsilon needs 1 or 2 values"):
         build_mlp((300,), bn_epsilon=(1e-3, 1e-3, 1e-3))
 

@@ -55,12 +55,13 @@ def execute(checkout, name) -> str:
     )
 
 
-def test_there_are_four_notebooks_and_they_define_no_logic():
+def test_there_are_five_notebooks_and_they_define_no_logic():
     assert [path.name for path in NOTEBOOKS] == [
         "01_table1_amplitude.ipynb",
         "02_table2_snr.ipynb",
         "03_fig2_alpha_per_node.ipynb",
         "04_saved_models.ipynb",
+        "05_your_model.ipynb",
     ]
     for path in NOTEBOOKS:
         book = nbformat.read(path, as_version=4)
@@ -110,3 +111,10 @@ def test_result_notebooks_run_and_write_into_the_repository_results(name, checko
     assert str(checkout / "results") in text
     assert (checkout / "results" / "REPORT.md").is_file()
     assert sorted(p.name for p in (checkout / "notebooks").iterdir()) == notebooks_before
+
+
+@pytest.mark.slow
+def test_notebook_05_monitors_a_cnn(checkout, small_setting):
+    text = execute(checkout, "05_your_model.ipynb")
+    assert "{'conv1': (8,), 'conv2': (16,), 'head': (10,)}" in text
+    assert "conv2_alpha_mean" in text

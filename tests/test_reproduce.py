@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import reproduce
-from keras_bnreg import files, paper, report, sweep
+from keras_bnreg import files, manifest, paper, report, sweep
 from keras_bnreg.studies import STUDIES, Settings, ablations, readings, stats, table1
 from keras_bnreg.studies.runs import Run, read_run
 
@@ -65,11 +65,13 @@ def test_runs_made_before_a_new_setting_existed_still_count_as_complete(table1_o
     saved = json.loads(path.read_text())
     older = {k: v for k, v in saved.items() if k not in ("l2", "validation_fraction")}
     files.write_json(path, older)
+    manifest.write(path.parent)  # as that older run's own manifest would list it
     try:
         assert sweep.is_complete(config)
         assert not sweep.is_complete(config.replace(l2=0.1))
     finally:
         files.write_json(path, saved)
+        manifest.write(path.parent)
 
 
 def test_report_rebuilds_without_training(table1_out, capsys):
@@ -280,7 +282,9 @@ def test_readings_reads_existing_runs_without_training(table1_out, tmp_path, sma
         ("table2", "l2"),
     }
     text = (out / "REPORT.md").read_text()
-    assert "## Readings of the paper" in text and "single consistent reading for both tables" in text
+    assert (
+        "## Readings of the paper" in text and "single consistent reading for both tables" in text
+    )
 
 
 def _synthetic_table1_runs():

@@ -1,0 +1,137 @@
+"""A worker's reused compiled model gives the same files as a run alone in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from keras_bnreg import files, manifest
+
+TIMING = {"epoch_seconds", "monitor_seconds"}
+
+# Runs one after another in one process, as a sweep worker does; `interrupt` names a run
+# stopped by Ctrl-C after its first epoch (KeyboardInterrupt raised from a callback),
+# `diverge` one whose first kernel is NaN when training starts (loss NaN: diverged).
+SCRIPT = """
+import json, sys
+from keras_bnreg import compiled, experiment
+from keras_bnreg.callbacks import HistoryWriter
+from keras_bnreg.config import RunConfig
+
+plan = json.loads(sys.argv[1])
+original = HistoryWriter.on_epoch_end
+
+def on_epoch_end(self, epoch, logs=None):
+    original(self, epoch, logs)
+    if CURRENT == plan["interrupt"]:
+        raise KeyboardInterrupt
+
+HistoryWriter.on_epoch_end = on_epoch_end
+train_model = experiment.train_model
+
+def poisoned_train_model(model, *args, **kwargs):
+    if CURRENT == plan["diverge"]:
+        model.layers[1].kernel.assign(model.layers[1].kernel * float("nan"))
+    return train_model(model, *args, **kwargs)
+
+experiment.train_model = poisoned_train_model
+reused = []
+for config in plan["configs"]:
+    config = RunConfig.from_dict(config)
+    CURRENT = config.name
+    before = compiled._cached["model"]
+    result = experiment.run(config, verbose=0, notify=lambda message: None)
+    reused.append(before is not None and compiled._cached["model"] is before)
+    print(json.dumps([config.name, result.status]))
+print(json.dumps(reused))
+"""
+
+
+def run_in_fresh_process(plan, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(SCRIPT)
+    return subprocess.Popen(
+        [sys.executable, str(script), json.dumps(plan)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process):
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("[")]
+
+
+def strip(rows):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+@pytest.mark.slow
+def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_npz):
+    from keras_bnreg.config import RunConfig
+
+    base = RunConfig(
+        data=str(small_npz),
+        hidden=(16,),
+        epochs=2,
+        threads=1,
+        save_model=False,
+        out=str(tmp_path / "worker"),
+    )
+    sequence = [
+        base.replace(run_name="a", seed=0, amplitude=2.0),
+        base.replace(run_name="b", seed=1, amplitude=4.0),  # reuses a's model
+        base.replace(run_name="c", seed=2, amplitude=3.0, bn_epsilon=(1e-4,)),  # new model
+        base.replace(run_name="d", seed=3, amplitude=2.0, bn_epsilon=(1e-4,)),  # diverges
+        base.replace(run_name="e", seed=4, amplitude=2.0, bn_epsilon=(1e-4,)),
+        base.replace(run_name="f", seed=5, amplitude=5.0, bn_epsilon=(1e-4,)),  # Ctrl-C
+        base.replace(run_name="g", seed=6, amplitude=3.0, bn_epsilon=(1e-4,)),
+    ]
+    alone_names = ["b", "e", "g"]
+    worker = run_in_fresh_process(
+        {"configs": [c.to_dict() for c in sequence], "interrupt": "f", "diverge": "d"},
+        tmp_path,
+    )
+    alone = []
+    for config in sequence:
+        if config.name in alone_names:
+            config = config.replace(out=str(tmp_path / "alone"))
+            alone.append(
+                run_in_fresh_process(
+                    {"configs": [config.to_dict()], "interrupt": None, "diverge": None},
+                    tmp_path,
+                )
+            )
+            if len(alone) == 2:  # two cores: at most three processes at a time
+                finish(alone[0])
+    lines = finish(worker)
+    for process in alone:
+        if process.returncode is None:
+            finish(process)
+    statuses = dict(lines[:-1])
+    assert statuses == {
+        "a": "completed",
+        "b": "completed",
+        "c": "completed",
+        "d": "diverged",
+        "e": "completed",
+        "f": "interrupted",
+        "g": "completed",
+    }
+    assert lines[-1] == [False, True, False, True, True, True, True]
+    for name in alone_names:
+        for table in ("history.csv", "nodes.csv", "nodes_output.csv"):
+            ours = files.read_csv(tmp_path / "worker" / name / table)
+            theirs = files.read_csv(tmp_path / "alone" / name / table)
+            assert len(ours) == (
+                2 if table == "history.csv" else 16 if table == "nodes.csv" else 10
+            )
+            assert strip(ours) == strip(theirs), (name, table)
+        assert manifest.problem(tmp_path / "worker" / name) is None

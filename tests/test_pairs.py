@@ -1,0 +1,275 @@
+"""Pairs from the layer graph, on every kind of model, each column against direct NumPy.
+
+The monitor computes a fixed-input layer's alpha from input (patch) moments and a deeper
+layer's from a streamed pass; the references here come from the other side: Keras's own
+layer outputs (or NumPy on the inputs), one array at a time.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from keras_bnreg import InspectableBatchNormalization, RegularizationMonitor, measure_model, pairs
+from keras_bnreg.measures import conv_patches
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, size=(40, 12, 12, 2)).astype("float32")
+VECTORS = RNG.integers(0, 256, size=(64, 20)).astype("float32")
+
+
+def randomize_batchnorm(model, seed=1):
+    """Non-trivial gamma, beta and moving statistics in every BN layer."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 2, n))
+            layer.beta.assign(rng.normal(size=n))
+            layer.moving_mean.assign(rng.normal(size=n))
+            layer.moving_variance.assign(rng.uniform(0.2, 3, n))
+    return model
+
+
+def expected_columns(model, layer, bn, x):
+    """Every column from Keras's output of `layer` in inference mode, and NumPy."""
+    kernel = layer.kernel.numpy().astype(np.float64)
+    bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else 0.0
+    output = keras.Model(model.inputs, layer.output)(x, training=False)
+    z = np.asarray(output, dtype=np.float64).reshape(-1, kernel.shape[-1]) - bias
+    columns = kernel.reshape(-1, kernel.shape[-1])
+    gamma, beta = bn.gamma.numpy(), bn.beta.numpy()
+    mean, var = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+    folded = columns * gamma / np.sqrt(var + bn.epsilon)
+    return {
+        "alpha": np.sqrt((z**2).mean(0)),
+        "alpha_centered": z.std(0),
+        "alpha_moving": np.sqrt(var + (mean - bias) ** 2),
+        "l1": np.abs(columns).sum(0),
+        "l2": np.sqrt((columns**2).sum(0)),
+        "l1_bn": np.abs(folded).sum(0),
+        "l2_bn": np.sqrt((folded**2).sum(0)),
+        "gamma": gamma,
+        "beta": beta,
+        "moving_mean": mean,
+        "moving_variance": var,
+    }
+
+
+def assert_tables_match(model, tables, x, names):
+    assert list(tables) == names
+    for name in names:
+        layer = model.get_layer(name)
+        bn = next(p.bn for p in pairs.find_pairs(model) if p.name == name)
+        for column, value in expected_columns(model, layer, bn, x).items():
+            np.testing.assert_allclose(
+                tables[name][column], value, rtol=2e-4, atol=1e-6, err_msg=f"{name}.{column}"
+            )
+
+
+def cnn(padding, strides, dilation=1, bn=keras.layers.BatchNormalization):
+    inputs = keras.Input((12, 12, 2))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(
+        3, 3, strides=strides, padding=padding, dilation_rate=dilation, name="conv1"
+    )(x)
+    x = bn(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(4, (2, 3), padding="same", name="conv2")(x)
+    x = bn(name="bn2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(5, name="dense")(x)
+    x = bn(name="bn3")(x)
+    return randomize_batchnorm(keras.Model(inputs, x))
+
+
+@pytest.mark.parametrize(
+    "padding, strides, dilation, bn",
+    [
+        ("same", 2, 1, keras.layers.BatchNormalization),
+        ("valid", 1, 2, InspectableBatchNormalization),
+        ("valid", 3, 1, keras.layers.BatchNormalization),
+    ],
+)
+def test_conv2d_every_column(padding, strides, dilation, bn):
+    model = cnn(padding, strides, dilation, bn)
+    found = pairs.find_pairs(model)
+    assert [(p.name, p.bn.name, p.fixed_inputs) for p in found] == [
+        ("conv1", "bn1", True),
+        ("conv2", "bn2", False),
+        ("dense", "bn3", False),
+    ]
+    tables = measure_model(model, IMAGES, chunk_size=7)
+    assert_tables_match(model, tables, IMAGES, ["conv1", "conv2", "dense"])
+
+
+def test_conv_patches_reproduce_keras_convolution():
+    for padding, strides, dilation in [("same", (2, 1), (1, 1)), ("valid", (1, 1), (2, 1))]:
+        layer = keras.layers.Conv2D(
+            3, (3, 2), strides=strides, padding=padding, dilation_rate=dilation, use_bias=False
+        )
+        output = layer(IMAGES[:5]).numpy()
+        patches = conv_patches(IMAGES[:5], (3, 2), strides, padding, dilation)
+        kernel = layer.kernel.numpy().reshape(-1, 3)
+        np.testing.assert_allclose(patches @ kernel, output.reshape(-1, 3), rtol=1e-4, atol=1e-3)
+
+
+def test_conv1d_with_rescaling():
+    inputs = keras.Input((20, 1))
+    x = keras.layers.Rescaling(0.01)(inputs)
+    x = keras.layers.Conv1D(3, 4, strides=2, padding="same", name="conv")(x)
+    outputs = keras.layers.BatchNormalization()(x)
+    model = randomize_batchnorm(keras.Model(inputs, outputs))
+    x = VECTORS[:, :, None]
+    assert_tables_match(model, measure_model(model, x), x, ["conv"])
+
+
+def mlp_layers(bn=keras.layers.BatchNormalization):
+    return [
+        keras.layers.Rescaling(4 / 255),
+        keras.layers.Dense(8, name="hidden1"),
+        bn(name="hidden1_bn"),
+        keras.layers.ReLU(),
+        keras.layers.Dense(6, use_bias=False, name="output"),
+        bn(name="output_bn"),
+    ]
+
+
+def test_functional_with_rescaling_matches_numpy_on_the_scaled_inputs():
+    inputs = keras.Input((20,))
+    x = inputs
+    for layer in mlp_layers(InspectableBatchNormalization):
+        x = layer(x)
+    model = randomize_batchnorm(keras.Model(inputs, x))
+    tables = measure_model(model, VECTORS)
+    assert_tables_match(model, tables, VECTORS, ["hidden1", "output"])
+    scaled = VECTORS.astype(np.float64) * 4 / 255
+    z = scaled @ model.get_layer("hidden1").kernel.numpy().astype(np.float64)
+    np.testing.assert_allclose(tables["hidden1"]["alpha"], np.sqrt((z**2).mean(0)), rtol=1e-5)
+
+
+def test_sequential_with_input():
+    model = randomize_batchnorm(keras.Sequential([keras.Input((20,)), *mlp_layers()]))
+    assert_tables_match(model, measure_model(model, VECTORS), VECTORS, ["hidden1", "output"])
+
+
+def test_sequential_without_input_in_fit():
+    model = keras.Sequential(mlp_layers())
+    model.compile("adam", "mse")
+    monitor = RegularizationMonitor(VECTORS, chunk_size=16)
+    model.fit(VECTORS, np.zeros((64, 6)), epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+    assert_tables_match(model, monitor.latest, VECTORS, ["hidden1", "output"])
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.body = keras.Sequential([keras.Input((20,)), *mlp_layers()])
+
+    def call(self, inputs):
+        return self.body(inputs)
+
+
+def test_subclassed_model_warns_and_measures_only_what_it_can():
+    model = Subclassed()
+    model(VECTORS[:2])
+    randomize_batchnorm(model.body)
+    with pytest.warns(UserWarning, match="is subclassed: Keras keeps no layer graph") as caught:
+        tables = measure_model(model, VECTORS)
+    assert len([w for w in caught if issubclass(w.category, UserWarning)]) == 1
+    assert list(tables) == ["hidden1", "output"]
+    expected = expected_columns(
+        model.body, model.body.get_layer("output"), model.body.get_layer("output_bn"), VECTORS
+    )
+    assert np.all(np.isnan(tables["output"]["alpha"]))
+    for column in ("l2", "l1_bn", "alpha_moving", "gamma", "moving_variance"):
+        np.testing.assert_allclose(tables["output"][column], expected[column], rtol=1e-5)
+
+
+def test_pairs_follow_the_graph_not_the_layer_list():
+    """Two branches: by position, `a` would be paired with `bn_b`'s neighbour."""
+    inputs = keras.Input((20,))
+    dense_a, dense_b = keras.layers.Dense(3, name="a"), keras.layers.Dense(4, name="b")
+    bn_a, bn_b = (
+        keras.layers.BatchNormalization(name="bn_a"),
+        keras.layers.BatchNormalization(name="bn_b"),
+    )
+    left, right = dense_a(inputs), dense_b(inputs)
+    outputs = keras.layers.Concatenate()([bn_b(right), bn_a(left)])
+    model = randomize_batchnorm(keras.Model(inputs, outputs))
+    found = pairs.find_pairs(model)
+    assert sorted((p.name, p.bn.name) for p in found) == [("a", "bn_a"), ("b", "bn_b")]
+    names = [p.name for p in found]
+    assert_tables_match(model, measure_model(model, VECTORS), VECTORS, names)
+
+
+def unmeasurable(kind):
+    inputs = keras.Input((20,))
+    good = keras.layers.BatchNormalization(name="good_bn")(
+        keras.layers.Dense(2, name="good")(inputs)
+    )
+    if kind == "activation inside":
+        x = keras.layers.Dense(3, activation="relu", name="bad")(inputs)
+        x = keras.layers.BatchNormalization(name="bad_bn")(x)
+    elif kind == "activation between":
+        x = keras.layers.Activation("tanh")(keras.layers.Dense(3, name="bad")(inputs))
+        x = keras.layers.BatchNormalization(name="bad_bn")(x)
+    elif kind == "feeds others":
+        dense = keras.layers.Dense(3, name="bad")(inputs)
+        x = keras.layers.Add()([keras.layers.BatchNormalization(name="bad_bn")(dense), dense])
+    elif kind == "shared":
+        shared = keras.layers.Dense(20, name="bad")
+        x = keras.layers.BatchNormalization(name="bad_bn")(shared(shared(inputs)))
+    elif kind == "other axis":
+        x = keras.layers.Reshape((4, 5))(inputs)
+        x = keras.layers.Dense(3, name="bad")(x)
+        x = keras.layers.BatchNormalization(axis=1, name="bad_bn")(x)
+        x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, [good, x])
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("activation inside", "applies activation 'relu' itself"),
+        ("activation between", "an activation or other layer sits between 'bad' and BN"),
+        ("feeds others", "'bad' also feeds add"),
+        ("shared", "a later call of a shared layer \\(called more than once: \\['bad'\\]\\)"),
+        ("other axis", "normalises axis 1, not 'bad''s channel axis 2"),
+    ],
+)
+def test_unmeasurable_layers_warn_once_and_are_left_out(kind, reason):
+    model = unmeasurable(kind)
+    with pytest.warns(UserWarning, match=f"'bad_bn' not measured: .*{reason}") as caught:
+        tables = measure_model(model, VECTORS)
+    assert len([w for w in caught if "not measured" in str(w.message)]) == 1
+    assert list(tables) == ["good"]
+
+
+def test_no_measurable_pair_is_a_value_error_at_train_begin():
+    inputs = keras.Input((20,))
+    x = keras.layers.Dense(3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(x))
+    model.compile("adam", "mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="has no measurable Dense/Conv layer"):
+            model.fit(
+                VECTORS,
+                np.zeros((64, 3)),
+                epochs=1,
+                verbose=0,
+                callbacks=[RegularizationMonitor(VECTORS)],
+            )
+
+
+def test_primary_layer_is_decided_in_one_place():
+    names = ["conv1", "conv2", "dense"]
+    assert pairs.column_prefix("conv1", names) == ""
+    assert pairs.column_prefix("dense", names) == "dense_"
+    assert pairs.nodes_filename("conv1", names) == "nodes.csv"
+    assert pairs.nodes_filename("conv2", names) == "nodes_conv2.csv"
+    assert pairs.history_columns(names)[0] == "l1_mean"
+    assert "conv2_alpha_std" in pairs.history_columns(names)
+    assert pairs.primary(pairs.find_pairs(cnn("same", 1))).name == "conv1"
