@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 # The package imports TensorFlow lazily when told so: --help answers in well under a second.
+# For the same reason every other import of the package below sits inside the function
+# that needs it, after the arguments are parsed.
 os.environ.setdefault("KERAS_BNREG_DEFER_KERAS", "1")
 
 from keras_bnreg.cli import ArgumentParser, fail  # noqa: E402
