@@ -51,6 +51,8 @@ def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -
         steps_per_execution,
         config.jit_compile,
         train_samples,
+        config.amplitude,  # the model's input Rescaling(amplitude / 255) is a graph constant
+        config.dtype,
     )
 
 
@@ -89,6 +91,7 @@ def reset(model: keras.Model, config: RunConfig) -> None:
         seed=config.seed,
         batchnorm=config.batchnorm,
         l2=config.l2,
+        input_scale=config.amplitude / 255.0,
     )
     model.set_weights(fresh.get_weights())
     for layer, fresh_layer in zip(model.layers, fresh.layers):

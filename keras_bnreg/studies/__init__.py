@@ -11,9 +11,11 @@ studies' recorded settings select. Adding a study means adding its module and on
 from keras_bnreg.studies import (
     ablations,
     baseline,
+    claims,
     cnn,
     depth,
     fig2,
+    identity,
     readings,
     table1,
     table2,
@@ -22,7 +24,18 @@ from keras_bnreg.studies.settings import Settings
 
 STUDIES = {
     module.NAME: module
-    for module in (table1, table2, fig2, ablations, baseline, depth, readings, cnn)
+    for module in (
+        table1,
+        table2,
+        fig2,
+        ablations,
+        baseline,
+        depth,
+        readings,
+        identity,
+        claims,
+        cnn,
+    )
 }
 
 __all__ = ["STUDIES", "Settings"]
