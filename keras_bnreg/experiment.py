@@ -221,24 +221,27 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     model_path = None
     test = {}
     if status == "completed":
-        test_loss, test_accuracy = model.evaluate(
-            dataset.x_test,
-            keras.utils.to_categorical(dataset.y_test, 10),
-            batch_size=1024,
-            verbose=0,
-        )
-        test = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
-        for name, table in monitor.latest.items():
-            path = run_dir / pairs.nodes_filename(name, layer_names)
-            rows = [
-                {"node": j, **{c: float(table[c][j]) for c in table}}
-                for j in range(len(table["alpha"]))
-            ]
-            files.write_csv(path, rows, ["node", *measures.NODE_COLUMNS])
-        if config.save_model:
-            model_path = Path(config.models_dir) / f"{config.name}.keras"
-            with files.atomic_path(model_path, suffix=".keras") as tmp:
-                model.save(tmp)
+        try:
+            test_loss, test_accuracy = model.evaluate(
+                dataset.x_test,
+                keras.utils.to_categorical(dataset.y_test, 10),
+                batch_size=1024,
+                verbose=0,
+            )
+            test = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
+            for name, table in monitor.latest.items():
+                path = run_dir / pairs.nodes_filename(name, layer_names)
+                rows = [
+                    {"node": j, **{c: float(table[c][j]) for c in table}}
+                    for j in range(len(table["alpha"]))
+                ]
+                files.write_csv(path, rows, ["node", *measures.NODE_COLUMNS])
+            if config.save_model:
+                model_path = Path(config.models_dir) / f"{config.name}.keras"
+                with files.atomic_path(model_path, suffix=".keras") as tmp:
+                    model.save(tmp)
+        except KeyboardInterrupt:  # Ctrl-C after training: still a run with a status
+            status, test, model_path = "interrupted", {}, None
     summary = _summary(config, dataset, status, writer.rows, model_path, started, test)
     files.write_json(run_dir / "summary.json", summary)
     if status == "completed":

@@ -203,3 +203,25 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, small_npz):
         for pid in [parent.pid, *children(parent.pid)]:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_while_saving_leaves_an_interrupted_run_that_is_not_complete(
+    tmp_path, small_npz, monkeypatch
+):
+    import keras
+
+    from keras_bnreg import experiment
+
+    def interrupted_save(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted_save)
+    config = RunConfig(
+        data=str(small_npz), hidden=(16,), epochs=1, out=str(tmp_path), models_dir=str(tmp_path)
+    )
+    result = experiment.run(config, verbose=0, notify=lambda message: None)
+    assert result.status == "interrupted" and result.model_path is None
+    summary = json.loads((tmp_path / config.name / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_completed"] == 1
+    assert not (tmp_path / config.name / "manifest.json").exists()
+    assert not sweep.is_complete(config) and not list(tmp_path.glob("*.keras"))
