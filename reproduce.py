@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 # The package imports TensorFlow lazily when told so: --help answers in well under a second.
+# For the same reason every other import of the package below sits inside the function
+# that needs it, after the arguments are parsed.
 os.environ.setdefault("KERAS_BNREG_DEFER_KERAS", "1")
 
 from keras_bnreg.cli import ArgumentParser, fail  # noqa: E402
@@ -36,6 +38,8 @@ STUDY_COMMANDS = {
     "baseline": "the MLP without BN, explicit L2 over a grid, rate chosen on validation",
     "depth": "the amplitude sweep at 1, 2 and 4 hidden layers",
     "readings": "which reading of the paper's columns fits: weights, units, squares, x1e8",
+    "identity": "the epsilon identity: amplitude a, eps e == amplitude 1, eps e/a^2 (float64)",
+    "claims": "the untested claims: regularization, auto-tuning, Eq. 4, the captions",
 }
 OTHER_COMMANDS = {
     "all": "table1, table2, fig2 and ablations, then the report",

@@ -46,7 +46,7 @@ class RawMnist:
 
 @dataclass(frozen=True)
 class Dataset:
-    x_train: np.ndarray  # float32 (N, 784): image / 255 * amplitude (+ noise)
+    x_train: np.ndarray  # float32 or float64 (N, 784): image / 255 * amplitude (+ noise)
     y_train: np.ndarray  # int64 (N,)
     x_test: np.ndarray
     y_test: np.ndarray
@@ -71,14 +71,22 @@ class Dataset:
 
 
 def load(
-    spec="auto", *, amplitude=1.0, snr=None, noise_seed=0, seed=0, data_dir=None, notify=None
+    spec="auto",
+    *,
+    amplitude=1.0,
+    snr=None,
+    noise_seed=0,
+    seed=0,
+    data_dir=None,
+    notify=None,
+    dtype="float32",
 ) -> Dataset:
-    """`load_raw` then `prepare`."""
+    """`load_raw` then `prepare` (inputs in `dtype`)."""
     _check_positive("amplitude", amplitude)
     if snr is not None:
         _check_positive("snr", snr)
     raw = load_raw(spec, seed=seed, data_dir=data_dir, notify=notify)
-    return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed)
+    return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed, dtype=dtype)
 
 
 def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
@@ -101,15 +109,18 @@ def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
     )
 
 
-def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0) -> Dataset:
+def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0, dtype="float32") -> Dataset:
     """Scale to `image / 255 * amplitude`; with `snr`, add fixed Gaussian noise.
+
+    The arithmetic is done in `dtype` ("float32" or "float64"): in float64 the inputs at
+    amplitude A equal A times those at amplitude 1 to float64 rounding.
 
     `sigma^2 = mean over pixels of Var_train(x_pixel) / snr`, drawn once per image from
     `SeedSequence(noise_seed)`: one stream for the training split, one for the test split.
     """
     _check_positive("amplitude", amplitude)
-    x_train = scale_images(raw.x_train, amplitude)
-    x_test = scale_images(raw.x_test, amplitude)
+    x_train = scale_images(raw.x_train, amplitude, dtype)
+    x_test = scale_images(raw.x_test, amplitude, dtype)
     sigma = None
     if snr is not None:
         _check_positive("snr", snr)
@@ -130,10 +141,11 @@ def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0) -> Dataset:
     )
 
 
-def scale_images(images, amplitude) -> np.ndarray:
-    """`images / 255 * amplitude` as float32 of shape (N, 784)."""
+def scale_images(images, amplitude, dtype="float32") -> np.ndarray:
+    """`images / 255 * amplitude` in `dtype` (default float32), shape (N, 784)."""
     images = np.asarray(images)
-    return (images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)) * np.float32(
+    dtype = np.dtype(dtype)
+    return (images.reshape(len(images), -1).astype(dtype) / dtype.type(255.0)) * dtype.type(
         amplitude
     )
 
@@ -146,8 +158,8 @@ def noise_sigma(x_train_scaled, snr) -> float:
 
 
 def add_noise(x, sigma, rng) -> np.ndarray:
-    """`x + N(0, sigma^2)` per entry, float32."""
-    return (x + rng.normal(0.0, sigma, size=x.shape)).astype(np.float32)
+    """`x + N(0, sigma^2)` per entry, in the dtype of `x`."""
+    return (x + rng.normal(0.0, sigma, size=x.shape)).astype(x.dtype)
 
 
 def read_idx(path) -> np.ndarray:

@@ -174,6 +174,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
             seed=config.seed,
             data_dir=config.data_dir,
             notify=notify,
+            dtype=config.dtype,
         )
     validation = None
     if config.validation_fraction > 0:

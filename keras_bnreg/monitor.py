@@ -80,7 +80,7 @@ class ModelMeasurer:
         weights = {pair.name: _layer_weights(pair.layer) for pair in self.pairs}
         alphas = {
             name: measures.alphas_from_input_moments(
-                measures.kernel_columns(weights[name][0]), second, mean
+                measures.kernel_columns(weights[name][0]), second, mean, checked=True
             )
             for name, (second, mean) in self.moments.items()
         }
@@ -129,10 +129,11 @@ class ModelMeasurer:
         def rows():
             for chunk in self._chunks(per_input):
                 values = chunk if direct else probe.predict_on_batch(chunk)
-                values = np.asarray(keras.tree.flatten(values)[0], dtype=np.float64)
+                values = np.asarray(keras.tree.flatten(values)[0], dtype=np.float32)
                 yield _input_rows(layer, values)
 
-        second, mean, _ = measures.row_moments(rows())
+        # A Gram matrix: positive semi-definite by construction (see row_moments)
+        second, mean, _ = measures.row_moments(rows(), product_dtype=np.float32)
         return second, mean
 
     def _streamed_alphas(self, weights):

@@ -183,7 +183,7 @@ def _graph_pairs(model) -> list[Pair]:
     return [
         Pair(layer.name, layer, bn, _fixed_inputs(layer, producer, model_inputs))
         for layer, bn in found
-    ]
+    ] + _nested_pairs(model, [op for op in operations if isinstance(op, keras.Model)])
 
 
 def _layer_problem(layer) -> str | None:
@@ -243,15 +243,7 @@ def _fixed_inputs(layer, producer, model_inputs) -> bool:
 
 def _subclassed_pairs(model) -> list[Pair]:
     submodels = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    found = []
-    for submodel in submodels:
-        if isinstance(submodel, keras.Sequential) and not _has_graph(submodel):
-            continue
-        if _has_graph(submodel):
-            found += [
-                Pair(pair.name, pair.layer, pair.bn, False, reachable=False)
-                for pair in _graph_pairs(submodel)
-            ]
+    found = _nested_pairs(model, submodels, warn=False)
     _warn(
         f"model {model.name!r} is subclassed: Keras keeps no layer graph for it, so pairs are "
         f"looked for only inside its functional/Sequential sub-models "
@@ -259,6 +251,24 @@ def _subclassed_pairs(model) -> list[Pair]:
         "measured (NaN), the weights, gamma, beta and alpha_moving are. Build the model "
         "functionally to measure everything."
     )
+    return found
+
+
+def _nested_pairs(model, submodels, warn=True) -> list[Pair]:
+    """Pairs inside sub-models: what reaches them is not traced, so alpha is left out."""
+    found = []
+    for submodel in submodels:
+        if _has_graph(submodel):
+            found += [
+                Pair(pair.name, pair.layer, pair.bn, False, reachable=False)
+                for pair in _graph_pairs(submodel)
+            ]
+    if warn and found:
+        _warn(
+            f"model {model.name!r} holds sub-models: their pairs "
+            f"{[pair.name for pair in found]} are measured without their data-based alpha "
+            "(NaN; what reaches a sub-model is not traced)"
+        )
     return found
 
 

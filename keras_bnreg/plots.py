@@ -95,10 +95,13 @@ OTHER = {"color": "tab:purple", "marker": "v"}
 CI_NOTE = "bars: 95% CI over seeds"
 
 
-def _table_figure(x, rows, columns, xlabel, title, caption, path):
-    """Top row: each series divided by its first row (slopes); bottom row: the values."""
+def _table_figure(x, rows, columns, xlabel, title, caption, path, extra=0):
+    """Top row: each series divided by its first row (slopes); bottom row: the values.
+    `extra` more columns of axes are left for the caller; returns (figure, axes) unsaved
+    when there are any."""
+    width = len(columns) + extra
     figure, axes = plt.subplots(
-        2, len(columns), figsize=(5 * len(columns), 8.5), layout="constrained", squeeze=False
+        2, width, figsize=(5 * width, 8.5), layout="constrained", squeeze=False
     )
     for index, (name, series, paper_values) in enumerate(columns):
         for row_index, normalise in enumerate((True, False)):
@@ -111,7 +114,10 @@ def _table_figure(x, rows, columns, xlabel, title, caption, path):
             )
             axis.legend(fontsize=7)
     figure.suptitle(f"{title}\n{caption}; {CI_NOTE}", fontsize=11)
+    if extra:
+        return figure, axes
     _save(figure, path)
+    return None
 
 
 def plot_table1(rows, path, caption=""):
@@ -158,12 +164,16 @@ def plot_table2(rows, path, caption=""):
     columns = [
         (
             name.upper(),
-            [(name, f"{name.upper()} of w (raw)", RAW), (f"{name}_bn", "effective", EFFECTIVE)],
+            [
+                (name, f"{name.upper()} of w (raw)", RAW),
+                (f"{name}_bn", f"{name.upper()} of w_bn (effective)", EFFECTIVE),
+            ],
             _series(rows, f"paper_{name}"),
         )
         for name in ("l1", "l2")
     ]
-    _table_figure(
+    predictions = [c for c in rows[0] if c.startswith("pred_")]
+    figure, axes = _table_figure(
         x,
         rows,
         columns,
@@ -171,7 +181,18 @@ def plot_table2(rows, path, caption=""):
         "Table II: mean over the hidden nodes against SNR (amplitude 1)",
         caption,
         path,
+        extra=1,
     )
+    axis = axes[0, -1]
+    for column, style in zip(predictions, ("o-", "s--", "^:")):
+        axis.plot(x, _series(rows, column), style, label=column.removeprefix("pred_"))
+    _log_ticks(axis, x)
+    axis.set(yscale="log", xlabel="signal-to-noise ratio")
+    axis.set_title("noise term of the squared error (Eq. 16-19)", fontsize=10)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    axes[1, -1].axis("off")
+    _save(figure, path)
 
 
 def plot_fig2(node_tables, path, caption=""):

@@ -87,6 +87,13 @@ def build_outputs(out) -> list[Path]:
     return written + [out / "REPORT.md"]
 
 
+def _run_count(name, group) -> str:
+    own = sum(run.study == name for run in group)
+    shared = sorted({run.study for run in group if run.study != name})
+    text = f"{own} runs of its own" if own else "no runs of its own"
+    return text + (f", {len(group) - own} of {', '.join(shared)}" if shared else "")
+
+
 def _status_counts(runs) -> str:
     counts = {}
     for run in runs:
@@ -114,7 +121,7 @@ def setup_section(out, chosen, left_out) -> str:
         "",
         "- Runs used, by study (data, epochs, seeds and widths read from the runs):",
         *(
-            f"  - {name}: {len(group)} runs; {render.caption(group)}"
+            f"  - {name}: {_run_count(name, group)}; {render.caption(group)}"
             for name, group in chosen.items()
             if group
         ),

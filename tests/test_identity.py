@@ -3,13 +3,17 @@ with epsilon e / a^2 (the `dtype` and `record_kernels` settings, `KernelRecorder
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from conftest import ROOT
 
-from keras_bnreg import experiment
+from keras_bnreg import experiment, files
 from keras_bnreg.config import ConfigError, RunConfig
 
-AMPLITUDE, EPSILON = 2.0, 1e-3
+AMPLITUDE, EPSILON = 3.0, 1e-3  # 3: not a power of two, so no exact float32 scaling
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +84,66 @@ def test_the_control_is_a_different_problem(kernels):
 def test_dtype_setting_is_validated():
     with pytest.raises(ConfigError, match=r"^dtype must be one of float32, float64\. Received"):
         RunConfig(dtype="float16").validate()
+
+
+# --- the study's analysis, on arrays made by hand ----------------------------------------------
+
+
+def test_max_relative_difference_per_epoch():
+    from keras_bnreg.studies import identity
+
+    b = np.stack([np.ones((3, 2)), 2 * np.ones((3, 2))])
+    a = b.copy()
+    a[1, 0, 0] += 0.5
+    np.testing.assert_allclose(identity.max_relative_difference(a, b), [0.0, 0.25])
+    with pytest.raises(ValueError, match="same shape"):
+        identity.max_relative_difference(a, b[:1])
+
+
+def test_epoch_rows_final_agreement_and_verdict():
+    from keras_bnreg.studies import identity
+
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(3, 5, 4))
+    rows = identity.epoch_rows(2.0, "float64", kernel, kernel * (1 + 1e-12), kernel + 0.1)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert all(r["pair_max_rel"] < 1e-11 and r["control_max_rel"] > 1e-2 for r in rows)
+    assert identity.verdict(rows) == "exact"
+    assert identity.verdict([{**r, "pair_max_rel": 1e-6} for r in rows]) == "not shown"
+    assert identity.verdict([{**r, "dtype": "float32"} for r in rows]) == "no data"
+    state = {name: rng.uniform(0.5, 2.0, size=(3, 4)) for name in ("gamma", "beta", "bias")}
+    equivalent = {"kernel": kernel, **state, "moving_mean": rng.normal(size=(3, 4))}
+    equivalent["moving_variance"] = rng.uniform(1.0, 2.0, size=(3, 4))
+    weight = 0.9
+    scaled = dict(equivalent)
+    scaled["moving_mean"] = 2.0 * (equivalent["moving_mean"] - state["bias"]) + state["bias"]
+    scaled["moving_variance"] = 4.0 * (equivalent["moving_variance"] - weight) + weight
+    agreement = identity.final_agreement(2.0, scaled, equivalent, weight)
+    assert set(agreement) == {
+        f"{name}_max_rel" for name in ("kernel", "gamma", "beta", "moving_mean", "moving_variance")
+    }
+    assert max(agreement.values()) < 1e-12
+    assert identity.final_agreement(2.0, scaled, equivalent, 0.0)["moving_variance_max_rel"] > 0.1
+
+
+@pytest.mark.slow
+def test_reproduce_identity_writes_the_table_the_figure_and_the_section(small_npz, tmp_path):
+    out = tmp_path / "results"
+    command = [sys.executable, "reproduce.py", "identity", "--data", str(small_npz)]
+    command += ["--hidden", "8", "--epochs", "2", "--jobs", "1", "--out", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = files.read_csv(out / "identity.csv")
+    assert len(rows) == 4 * 2 * 3  # amplitudes x dtypes x epochs 0..2
+    exact = [r for r in rows if r["dtype"] == "float64" and r["epoch"] > 0]
+    assert max(r["pair_max_rel"] for r in exact) < 1e-9
+    assert min(r["control_max_rel"] for r in exact) > 1e-3
+    finals = files.read_csv(out / "identity_final.csv")
+    for row in (r for r in finals if r["dtype"] == "float64"):
+        assert row["moving_variance_max_rel"] < 1e-9
+        assert row["predictions_training_mode_max_abs"] < 1e-9
+        assert row["predictions_inference_max_abs"] > 1e-6  # moving variance starts at 1
+    assert (out / "identity.png").read_bytes().startswith(b"\x89PNG")
+    report = (out / "REPORT.md").read_text()
+    assert "## The epsilon identity, exactly (float64)" in report
+    assert "Verdict: **exact**" in report

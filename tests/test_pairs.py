@@ -273,3 +273,25 @@ def test_primary_layer_is_decided_in_one_place():
     assert pairs.history_columns(names)[0] == "l1_mean"
     assert "conv2_alpha_std" in pairs.history_columns(names)
     assert pairs.primary(pairs.find_pairs(cnn("same", 1))).name == "conv1"
+
+
+def test_pairs_inside_a_nested_sub_model_keep_their_weights_columns():
+    block = keras.Sequential([keras.Input((20,)), *mlp_layers()], name="block")
+    inputs = keras.Input((20,))
+    model = keras.Model(inputs, block(inputs))
+    randomize_batchnorm(block)
+    with pytest.warns(UserWarning, match=r"holds sub-models: their pairs \['hidden1', 'output'\]"):
+        tables = measure_model(model, VECTORS)
+    expected = expected_columns(
+        block, block.get_layer("output"), block.get_layer("output_bn"), VECTORS
+    )
+    assert np.all(np.isnan(tables["output"]["alpha"]))
+    np.testing.assert_allclose(tables["output"]["l2_bn"], expected["l2_bn"], rtol=1e-5)
+
+
+def test_causal_conv1d_is_measured_by_the_streamed_pass():
+    inputs = keras.Input((20, 1))
+    x = keras.layers.Conv1D(3, 3, padding="causal", dilation_rate=2, name="conv")(inputs)
+    model = randomize_batchnorm(keras.Model(inputs, keras.layers.BatchNormalization()(x)))
+    x = VECTORS[:, :, None]
+    assert_tables_match(model, measure_model(model, x), x, ["conv"])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import reproduce
-from keras_bnreg import files, manifest, report, sweep
-from keras_bnreg.studies import STUDIES, Settings, ablations, stats, table1
+from keras_bnreg import files, manifest, paper, report, sweep
+from keras_bnreg.studies import STUDIES, Settings, ablations, readings, stats, table1
 from keras_bnreg.studies.runs import Run, read_run
 
 TINY = ["--epochs", "1", "--seeds", "1", "--hidden", "8", "--jobs", "1"]
@@ -17,8 +17,10 @@ TINY = ["--epochs", "1", "--seeds", "1", "--hidden", "8", "--jobs", "1"]
 
 @pytest.fixture(scope="module")
 def table1_out(tmp_path_factory, small_npz):
+    """Table I's and then Table II's tiny sweeps into one results directory."""
     out = tmp_path_factory.mktemp("results")
     assert reproduce.main(["table1", "--data", str(small_npz), "--out", str(out), *TINY]) == 0
+    assert reproduce.main(["table2", "--data", str(small_npz), "--out", str(out), *TINY]) == 0
     return out
 
 
@@ -41,6 +43,8 @@ def test_table1_outputs_match_the_run_files(table1_out):
     assert "means over the 8 hidden nodes" in text and "300 hidden" not in text
     assert "| L1 of w (raw kernel) | l1 |" in text  # the L1 column has rows of its own
     assert "derived;" in text and "Verdict rules:" in text
+    for name in ("table1.csv", "table1_slopes.csv", "readings.csv"):
+        assert "np." not in (table1_out / name).read_text(), name  # plain numbers only
 
 
 def test_rerun_skips_completed_runs(table1_out, small_npz):
@@ -79,8 +83,8 @@ def test_report_rebuilds_without_training(table1_out, capsys):
     assert (table1_out / "REPORT.md").is_file()
 
 
-def test_table2_with_noise_predictions(tmp_path, small_npz):
-    assert reproduce.main(["table2", "--data", str(small_npz), "--out", str(tmp_path), *TINY]) == 0
+def test_table2_with_noise_predictions(table1_out):
+    tmp_path = table1_out
     rows = files.read_csv(tmp_path / "table2.csv")
     assert [row["snr"] for row in rows] == [0.5, 1.0, 10.0, 100.0]
     assert all(row["pred_measured"] > 0 and row["pred_eq18"] > 0 for row in rows)
@@ -247,6 +251,7 @@ def test_report_on_a_damaged_run_leaves_it_out(damage, table1_out, tmp_path, cap
     text = (out / "REPORT.md").read_text()
     assert "Left out: 1 run directories" in text and "table1_amp3_seed0" in text
     assert [row["amplitude"] for row in files.read_csv(out / "table1.csv")] == [2, 4, 5, 6]
+    assert [row["snr"] for row in files.read_csv(out / "table2.csv")] == [0.5, 1, 10, 100]
 
 
 def test_report_on_only_diverged_runs_is_one_line(table1_out, tmp_path, capsys):
@@ -258,4 +263,104 @@ def test_report_on_only_diverged_runs_is_one_line(table1_out, tmp_path, capsys):
         reproduce.main(["report", "--out", str(out)])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no completed run" in err[0] and "5 diverged" in err[0]
+    assert len(err) == 1 and "no completed run" in err[0] and "9 diverged" in err[0]
+
+
+def test_readings_reads_existing_runs_without_training(table1_out, tmp_path, small_npz):
+    out = _copy_results(table1_out, tmp_path / "results")
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")}
+    # Other flags than the tables were run with: readings uses the recorded settings.
+    args = ["readings", "--out", str(out), "--data", str(small_npz), "--epochs", "3"]
+    assert reproduce.main([*args, "--jobs", "1"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")} == before
+    rows = files.read_csv(out / "readings.csv")
+    assert {(r["table"], r["column"]) for r in rows} == {
+        ("table1", "l1"),
+        ("table1", "l2"),
+        ("table1", "alpha"),
+        ("table2", "l1"),
+        ("table2", "l2"),
+    }
+    text = (out / "REPORT.md").read_text()
+    assert (
+        "## Readings of the paper" in text and "single consistent reading for both tables" in text
+    )
+
+
+def _synthetic_table1_runs():
+    """Runs whose `gamma w / (w^T R w)` norms and alpha (read x 1e-8) equal the paper's
+    Table I exactly: gamma 1, alpha the paper's, raw norms the paper's times alpha^2."""
+    runs = []
+    for seed in (0, 1):
+        for amplitude, row in paper.TABLE1.items():
+            alpha = row["alpha_1e8"] * 1e-8
+            nodes = {
+                "l1": np.full(3, row["l1"] * alpha**2),
+                "l2": np.full(3, row["l2"] * alpha**2),
+                "l1_bn": np.full(3, row["l1"] * 3),
+                "l2_bn": np.full(3, row["l2"] * 3),
+                "gamma": np.ones(3),
+                "alpha": np.full(3, alpha),
+                "alpha_centered": np.full(3, alpha * 3),
+                "alpha_moving": np.full(3, alpha * 5),
+            }
+            config = {"amplitude": amplitude, "seed": seed}
+            runs.append(
+                Run(f"r{amplitude}_{seed}", config, {"status": "completed"}, nodes, study="table1")
+            )
+    return runs
+
+
+def test_readings_find_the_reading_that_matches():
+    rows = readings.analyse(_synthetic_table1_runs())
+
+    def row(quantity, unit, column, squared=False):
+        return next(
+            r
+            for r in rows
+            if (r["quantity"], r["unit"], r["column"], r["squared"])
+            == (quantity, unit, column, squared)
+        )
+
+    best = {r["column"]: r for r in readings.best_per_column(rows)}
+    for column in ("l1", "l2"):
+        assert (best[column]["quantity"], best[column]["unit"]) == (
+            "gamma w / (w^T R w)",
+            "[0,1]xA",
+        )
+        assert best[column]["mean_abs_log10_ratio"] == pytest.approx(0, abs=1e-12)
+        assert best[column]["verdict"] == "reproduced"
+        # The same function in [0, 255] pixel units: every weight reading / 255.
+        same_runs = row("raw w", "[0,255]xA same runs", column)
+        raw = row("raw w", "[0,1]xA", column)
+        assert same_runs["log10_ratio_amplitude_2"] == pytest.approx(
+            raw["log10_ratio_amplitude_2"] - np.log10(255)
+        )
+        assert row("raw w", "[0,1]xA", column, squared=True)["slope"] == pytest.approx(
+            2 * row("raw w", "[0,1]xA", column)["slope"]
+        )
+    ratio = row("gamma w / (w^T R w)", "[0,1]xA", "l1")
+    paper_ratio = np.mean([r["l1"] / r["l2"] for r in paper.TABLE1.values()])
+    assert ratio["l1_over_l2"] == pytest.approx(paper_ratio)
+    assert ratio["paper_l1_over_l2"] == pytest.approx(paper_ratio)
+    assert best["alpha"]["quantity"] == "alpha = sqrt(w^T R w)"
+    assert best["alpha"]["printed_alpha"] == "printed x 1e-8"
+    consistent = readings.best_consistent(rows)
+    assert (consistent["quantity"], consistent["unit"]) == ("gamma w / (w^T R w)", "[0,1]xA")
+    assert consistent["alpha"] == "alpha = sqrt(w^T R w), printed x 1e-8"
+    assert consistent["all_slopes_match"]
+    assert consistent["worst_abs_log10_ratio"] == pytest.approx(0, abs=1e-9)
+
+
+def test_a_results_directory_from_before_study_records_gives_the_same_tables(table1_out, tmp_path):
+    """Run directories without `study`/`role` and no requested.json (the layout before
+    studies recorded themselves) are read through the legacy shim: same tables."""
+    out = _copy_results(table1_out, tmp_path / "results")
+    (out / "requested.json").unlink()
+    for path in (out / "runs").glob("*/config.json"):
+        config = json.loads(path.read_text())
+        files.write_json(path, {k: v for k, v in config.items() if k not in ("study", "role")})
+    report.build_outputs(out)
+    for name in ("table1.csv", "table2.csv", "table1_slopes.csv"):
+        assert (out / name).read_text() == (table1_out / name).read_text(), name
+    assert "Left out" not in (out / "REPORT.md").read_text()

@@ -8,11 +8,22 @@ studies' recorded settings select. Adding a study means adding its module and on
 `STUDIES`.
 """
 
-from keras_bnreg.studies import ablations, baseline, depth, fig2, readings, table1, table2
+from keras_bnreg.studies import (
+    ablations,
+    baseline,
+    claims,
+    depth,
+    fig2,
+    identity,
+    readings,
+    table1,
+    table2,
+)
 from keras_bnreg.studies.settings import Settings
 
 STUDIES = {
-    module.NAME: module for module in (table1, table2, fig2, ablations, baseline, depth, readings)
+    module.NAME: module
+    for module in (table1, table2, fig2, ablations, baseline, depth, readings, identity, claims)
 }
 
 __all__ = ["STUDIES", "Settings"]

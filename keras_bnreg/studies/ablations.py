@@ -150,7 +150,7 @@ def history_slopes(runs, histories: dict) -> list[dict]:
 def first_kernel(path) -> np.ndarray:
     """The first Dense layer's kernel of a saved model (float64)."""
     model = keras.models.load_model(path)
-    return np.asarray(dense_bn_pairs(model)[0].dense.kernel.numpy(), dtype=np.float64)
+    return np.asarray(dense_bn_pairs(model)[0].layer.kernel.numpy(), dtype=np.float64)
 
 
 def equivalence_rows(runs, models_dir) -> list[dict]:

@@ -36,7 +36,7 @@ def confidence_half_width(values) -> float | None:
     if len(values) < 2:
         return None
     t = float(scipy_stats.t.ppf(0.975, len(values) - 1))
-    return t * float(np.std(values, ddof=1)) / np.sqrt(len(values))
+    return float(t * np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
 def run_means(run) -> dict:

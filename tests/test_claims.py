@@ -1,0 +1,96 @@
+"""The claims study's analysis (keras_bnreg.studies.claims), on runs made by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keras_bnreg import files
+from keras_bnreg.studies import claims
+from keras_bnreg.studies.runs import Run
+
+
+def fake_run(study, seed, amplitude=1.0, snr=None, train=0.99, test=0.9, alpha_scale=1.0):
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "alpha": alpha_scale * amplitude * rng.uniform(1.0, 2.0, 6),
+        "l2": np.full(6, 2.0) * (1.0 if snr is None else snr**0.5),
+        "l2_bn": np.full(6, 0.5),
+        "gamma": np.full(6, 1.5),
+        "moving_variance": np.full(6, 8.0),
+    }
+    config = {"amplitude": amplitude, "snr": snr, "seed": seed, "init_std": 0.01}
+    config["resolved_bn_epsilons"] = [1.0, 1e-3]
+    summary = {
+        "status": "completed",
+        "final": {"accuracy": train, "test_accuracy": test},
+        "data": {"r_mean_eigenvalue": 0.1 * amplitude**2},
+    }
+    name = f"{study}_{amplitude:g}_{snr}_{seed}"
+    return Run(name, config, summary, nodes, study=study, role={})
+
+
+def test_trend_rule_reads_the_confidence_interval():
+    falling = [
+        fake_run("table1", seed, amplitude=a, test=0.9 - 0.01 * a + 0.001 * seed)
+        for seed in range(3)
+        for a in (2.0, 4.0, 6.0)
+    ]
+    assert claims.trend(falling, "amplitude", claims.test_accuracy)["verdict"] == "decreases"
+    flat = [
+        fake_run("table1", seed, amplitude=a, test=0.9 + 0.01 * (-1) ** (seed + int(a)))
+        for seed in range(3)
+        for a in (2.0, 4.0)
+    ]
+    assert claims.trend(flat, "amplitude", claims.test_accuracy)["verdict"] == "no clear trend"
+    assert claims.trend([], "amplitude", claims.test_accuracy)["verdict"] == "no data"
+    gap = claims.accuracy_gap(fake_run("table1", 0, train=0.95, test=0.9))
+    assert gap == pytest.approx(0.05)
+
+
+def test_constraint_is_gamma_norm_squared_over_the_bn_scale():
+    run = fake_run("table1", 0)
+    np.testing.assert_allclose(claims.constraint(run), 1.5 * 4.0 / 3.0)  # sqrt(8 + 1) = 3
+    rows = claims.constraint_rows([run])
+    assert rows[0]["median"] == pytest.approx(2.0)
+    assert claims.constraint_verdict(rows) == "holds"  # within a factor 2 of 1
+    assert claims.constraint_verdict([{**rows[0], "median": 2.5}]) == "does not hold"
+
+
+def test_alpha_exponent_against_the_input_second_moment():
+    runs = [fake_run("table1", s, amplitude=a) for s in range(3) for a in (2.0, 3.0, 4.0, 6.0)]
+    row = claims.exponent_row(runs)  # alpha ~ a, second moment ~ a^2: exponent 1/2
+    assert row["slope_mean"] == pytest.approx(0.5, abs=0.1)
+    assert row["eq3_exponent_half"] and not row["caption_exponent_1"]
+
+
+def test_table2_caption_confronted_with_the_paper_and_the_runs():
+    runs = [fake_run("table2", s, snr=snr) for s in range(3) for snr in (0.5, 1.0, 10.0, 100.0)]
+    rows = {row["quantity"]: row for row in claims.caption_table2_rows(runs)}
+    assert rows["paper's Table II L2"]["verdict"] == "increases"  # against its own caption
+    assert rows["L2 of w (raw)"]["slope_mean"] == pytest.approx(0.5)
+    assert rows["L2 of w (raw)"]["verdict"] == "increases"
+
+
+def test_alpha_over_epochs_and_the_auto_tuning_rule(tmp_path):
+    run = fake_run("table1", 0, amplitude=2.0)
+    history = [{"epoch": e, "alpha_mean": value} for e, value in ((1, 1.0), (2, 1.5), (3, 1.8))]
+    row = claims.alpha_over_epochs(run, history)
+    assert row["alpha_initial_expected"] == pytest.approx(0.01 * np.sqrt(784 * 0.4))
+    assert row["largest_factor_from_epoch1"] == pytest.approx(1.8)
+    assert claims.auto_tuning_verdict([row]) == "set at the start"
+    moving = claims.alpha_over_epochs(run, [*history, {"epoch": 4, "alpha_mean": 3.0}])
+    assert claims.auto_tuning_verdict([moving]) == "tuned during training"
+    files.write_csv(tmp_path / "runs" / run.name / "history.csv", history, ["epoch", "alpha_mean"])
+    (found,) = claims.auto_tuning_rows([run], tmp_path)
+    assert found["epochs"] == 3 and found["study"] == "table1"
+
+
+def test_section_writes_every_claim(tmp_path):
+    runs = [fake_run("table1", s, amplitude=a) for s in range(2) for a in (2.0, 4.0)]
+    runs += [fake_run("table2", s, snr=snr) for s in range(2) for snr in (1.0, 10.0)]
+    text, written = claims.section(runs, tmp_path)
+    for heading in ("**1.", "**2.", "**3.", "**4.", "**5."):
+        assert heading in text
+    assert {p.name for p in written} >= {"claims_regularization.csv", "claims_constraint.csv"}
+    assert "Rules: *trend*" in text
