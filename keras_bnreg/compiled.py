@@ -16,8 +16,9 @@ built model would have instead of building and compiling again:
   Keras's, and `fit` builds its shuffling `tf.data` pipeline afresh after it.
 
 Anything compiled into the graph (BN epsilon and momentum, widths, L2 rate, optimizer, batch
-size, steps per call, XLA) is in the key: a run that differs there gets a new model, and the
-old one is released (`keras.backend.clear_session`), so a worker holds one model at a time.
+size, steps per call, XLA, float type) is in the key: a run that differs there gets a new
+model, and the old one is released (`keras.backend.clear_session`), so a worker holds one
+model at a time.
 tests/test_compiled.py checks that runs made this way write the same history.csv and
 nodes.csv as runs made alone in a fresh process.
 """
@@ -49,6 +50,7 @@ def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -
         config.batch_size,
         steps_per_execution,
         config.jit_compile,
+        config.dtype,
         train_samples,
     )
 
@@ -80,15 +82,18 @@ def model_for(config: RunConfig, train_samples: int, build_model, steps_per_exec
 
 def reset(model: keras.Model, config: RunConfig) -> None:
     """Give `model` a fresh model's weights for `config`, and a fresh optimizer state."""
-    fresh = build_mlp(
-        config.hidden,
-        init_std=config.init_std,
-        bn_epsilon=config.epsilons,
-        bn_momentum=config.bn_momentum,
-        seed=config.seed,
-        batchnorm=config.batchnorm,
-        l2=config.l2,
-    )
+    from keras_bnreg.experiment import float_dtype  # experiment imports this module
+
+    with float_dtype(config.dtype):  # initial values drawn in the run's float type
+        fresh = build_mlp(
+            config.hidden,
+            init_std=config.init_std,
+            bn_epsilon=config.epsilons,
+            bn_momentum=config.bn_momentum,
+            seed=config.seed,
+            batchnorm=config.batchnorm,
+            l2=config.l2,
+        )
     model.set_weights(fresh.get_weights())
     for layer, fresh_layer in zip(model.layers, fresh.layers):
         if isinstance(layer, keras.layers.Dense):
