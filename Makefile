@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: venv train test test-slow lint format reproduce bench theory clean
+.PHONY: venv train test test-slow lint format reproduce bench theory lab notebook clean
 
 venv: $(STAMP)
 
@@ -13,8 +13,9 @@ $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	@# Put this checkout on the venv's path, so `python -m keras_bnreg.inspect` works anywhere.
-	$(PY) -c 'import os, sysconfig; open(os.path.join(sysconfig.get_paths()["purelib"], "keras_bnreg_checkout.pth"), "w").write(os.getcwd() + "\n")'
+	@# The package itself, editable: `import keras_bnreg` works from any directory.
+	rm -f $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/keras_bnreg_checkout.pth
+	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -26,6 +27,11 @@ test: venv
 
 test-slow: venv
 	$(PY) -m pytest -m slow
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+notebook: lab
 
 lint: venv
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -23,9 +23,11 @@ from pathlib import Path
 # The package imports TensorFlow lazily when told so: --help answers in well under a second.
 # For the same reason every other import of the package below sits inside the function
 # that needs it, after the arguments are parsed.
-os.environ.setdefault("KERAS_BNREG_DEFER_KERAS", "1")
+os.environ["KERAS_BNREG_DEFER_KERAS"] = "1"
 
 from keras_bnreg.cli import ArgumentParser, fail  # noqa: E402
+
+os.environ.pop("KERAS_BNREG_DEFER_KERAS")
 
 # The commands, listed here so that `--help` and argument errors answer before the package
 # (and with it TensorFlow) is imported. tests/test_reproduce.py checks that the studies

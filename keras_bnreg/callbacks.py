@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import keras
@@ -60,6 +61,38 @@ class HistoryWriter(keras.callbacks.Callback):
         self.rows.append(row)
         self.columns += [key for key in row if key not in self.columns]
         files.write_csv(self.path, self.rows, self.columns)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One plain line per epoch (no progress bar, no ANSI codes), under 120 columns:
+
+    `epoch 3/10  loss 0.2345  acc 0.9312  val_acc 0.9010  alpha 12.3  L2(w) 0.0213  2.1s`
+
+    alpha and L2(w) are the first hidden layer's means over its nodes (the monitor's
+    `alpha_mean`, `l2_mean`); every other number is in history.csv. Put it after the
+    monitor in the callback list, so that the epoch's measurements are in `logs`.
+    """
+
+    def __init__(self, epochs, stream=None):
+        super().__init__()
+        self.epochs = epochs
+        self.stream = stream
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.epochs}"]
+        for key, label, style in (
+            ("loss", "loss", ".4f"),
+            ("accuracy", "acc", ".4f"),
+            ("val_accuracy", "val_acc", ".4f"),
+            ("alpha_mean", "alpha", ".4g"),
+            ("l2_mean", "L2(w)", ".4g"),
+        ):
+            if key in logs:
+                parts.append(f"{label} {float(logs[key]):{style}}")
+        if "epoch_seconds" in logs:
+            parts.append(f"{float(logs['epoch_seconds']):.1f}s")
+        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
 
 
 class KernelRecorder(keras.callbacks.Callback):

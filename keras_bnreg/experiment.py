@@ -5,15 +5,21 @@ Outputs (the contract reproduce.py, notebooks and users rely on), under `<out>/<
 `nodes.csv` (first hidden layer) and `nodes_<layer>.csv`, `summary.json`, with
 `record_kernels` `kernels.npz` (the first Dense kernel and BN state per epoch), and last,
 for a completed run, `manifest.json` (size and sha256 of each file); the model goes to
-`<models_dir>/<name>.keras`.
+`<models_dir>/<name>.keras`. A failed run adds `error.log` (the traceback).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +27,24 @@ import keras
 import numpy as np
 
 from keras_bnreg import compiled, data, files, manifest, measures, pairs, paper
-from keras_bnreg.callbacks import DivergenceGuard, EpochTimer, HistoryWriter, KernelRecorder
+from keras_bnreg.callbacks import (
+    DivergenceGuard,
+    EpochLine,
+    EpochTimer,
+    HistoryWriter,
+    KernelRecorder,
+)
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import build_mlp
+from keras_bnreg.models import build_mlp, float_dtype
 from keras_bnreg.monitor import RegularizationMonitor
 
-STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
+STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "failed": 4, "interrupted": 130}
 HISTORY_BASE = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # completed | diverged | interrupted
+    status: str  # completed | diverged | interrupted | failed
     run_dir: Path
     model_path: Path | None
     summary: dict
@@ -87,21 +99,6 @@ def steps_per_execution(config: RunConfig, train_samples: int | None) -> int:
     return max(1, -(-train_samples // config.batch_size))
 
 
-@contextlib.contextmanager
-def float_dtype(dtype):
-    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
-    the block, restored after: what is built there (layers and their variables, hence the
-    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx(dtype)
-    keras.config.set_dtype_policy(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
-
-
 def build_model(config: RunConfig, train_samples: int | None = None):
     """The paper's MLP, compiled as the config says; `train_samples` sizes the default
     steps per execution (a whole epoch)."""
@@ -118,6 +115,7 @@ def _build_model(config: RunConfig, train_samples: int | None):
         seed=config.seed,
         batchnorm=config.batchnorm,
         l2=config.l2,
+        input_scale=config.amplitude / 255.0,
     )
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     model.compile(
@@ -154,17 +152,25 @@ def _fit(model, dataset, config, callbacks, verbose, x_validation, y_validation)
 def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunResult:
     """Train one model and write its run directory; the one code path for a run.
 
+    Everything is checked (settings, directories, data) before any file is touched. The
+    run is written to a hidden staging directory `<out>/.<name>.partial-<pid>/` and its
+    model to a temp file; only when the run ends (completed, diverged, interrupted or
+    failed) do they replace the previous run's directory and model together, so a run
+    directory and the model beside it always describe the same run. A run that ends
+    without a model also removes the previous run's model. Leftovers of killed runs of
+    the same name are removed first.
+
     Args:
         config: the run's configuration (validated here).
         dataset: a prepared `data.Dataset`; loaded from `config` when None.
-        verbose: Keras's `fit` verbosity.
+        verbose: 0 for silence; otherwise one line per epoch on stdout (`EpochLine`).
         notify: callable for one-line notices (default: print to stderr).
 
     Raises:
         ConfigError, DataError: bad input, before anything is written.
     """
-    config.validate()
-    set_threads(config.threads)
+    notify = notify or _print_notice
+    config.validate().check_paths()
     if dataset is None:
         dataset = data.load(
             config.data,
@@ -179,75 +185,169 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     validation = None
     if config.validation_fraction > 0:
         dataset, validation = data.hold_out(dataset, config.validation_fraction, config.seed)
+    set_threads(config.threads)
+    remove_leftovers(config)
     started = time.time()
-    run_dir = Path(config.out) / config.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("manifest.json", "summary.json", "history.csv", "nodes.csv", "kernels.npz"):
-        (run_dir / stale).unlink(missing_ok=True)
-    for stale in run_dir.glob("nodes_*.csv"):
-        stale.unlink()
-    files.write_json(run_dir / "config.json", config.to_dict())
-
-    # Seeds every random stream; a sweep worker reuses its compiled model for a run of the
-    # same shape, reset to a fresh model's state (keras_bnreg/compiled.py).
-    train_samples = len(dataset.x_train)
-    model = compiled.model_for(
-        config, train_samples, build_model, steps_per_execution(config, train_samples)
-    )
-    monitor = RegularizationMonitor(
-        dataset.x_train,
-        every=config.monitor_every,
-        chunk_size=config.monitor_chunk,
-        deep_every=config.monitor_deep_every,
-        tensorboard_dir=None if config.tensorboard is None else Path(config.tensorboard) / "nodes",
-    )
-    layer_names = [pair.name for pair in pairs.find_pairs(model)]
-    writer = HistoryWriter(run_dir / "history.csv", history_columns(layer_names))
-    guard = DivergenceGuard()
-    callbacks = [EpochTimer(), guard, monitor, writer]
-    if config.record_kernels:
-        first = pairs.primary(pairs.find_pairs(model))
-        callbacks.append(KernelRecorder(run_dir / "kernels.npz", first.layer, first.bn))
-    if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(config.tensorboard, histogram_freq=0))
-
-    status = "completed"
+    staging = Path(config.out) / f".{config.name}.partial-{os.getpid()}"
+    staging.mkdir(parents=True)
+    new_model = None
+    status, error, rows, monitor_tables, test = "interrupted", None, [], {}, {}
     try:
-        train_model(model, dataset, config, callbacks, verbose=verbose, validation=validation)
-        if guard.diverged:
-            status = "diverged"
+        files.write_json(staging / "config.json", config.to_dict())
+        # Seeds every random stream; a sweep worker reuses its compiled model for a run of
+        # the same shape, reset to a fresh model's state (keras_bnreg/compiled.py).
+        train_samples = len(dataset.x_train)
+        model = compiled.model_for(
+            config, train_samples, build_model, steps_per_execution(config, train_samples)
+        )
+        monitor = RegularizationMonitor(
+            dataset.x_train,
+            every=config.monitor_every,
+            chunk_size=config.monitor_chunk,
+            deep_every=config.monitor_deep_every,
+            tensorboard_dir=None
+            if config.tensorboard is None
+            else Path(config.tensorboard) / "nodes",
+        )
+        layer_names = [pair.name for pair in pairs.find_pairs(model)]
+        writer = HistoryWriter(staging / "history.csv", history_columns(layer_names))
+        guard = DivergenceGuard()
+        callbacks = [EpochTimer(), guard, monitor, writer]
+        if config.record_kernels:
+            first = pairs.primary(pairs.find_pairs(model))
+            callbacks.append(KernelRecorder(staging / "kernels.npz", first.layer, first.bn))
+        if verbose:
+            callbacks.append(EpochLine(config.epochs))
+        if config.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(config.tensorboard, histogram_freq=0))
+        if verbose:
+            notify(dataset.notice())
+        try:
+            train_model(model, dataset, config, callbacks, verbose=0, validation=validation)
+        finally:
+            rows = getattr(writer, "rows", [])
+        status = "diverged" if guard.diverged else "completed"
+        if status == "completed":
+            test = evaluate(model, dataset)
+            monitor_tables = monitor.latest
+            write_node_tables(staging, monitor_tables, layer_names)
+            if config.save_model:
+                new_model = save_model_beside(model, _model_path(config))
     except KeyboardInterrupt:
         status = "interrupted"
+    except Exception as problem:  # recorded in the run directory, not a bare traceback
+        status, error = "failed", f"{type(problem).__name__}: {problem}"
+        (staging / "error.log").write_text(traceback.format_exc())
+    with _interrupts_deferred():
+        saved = None if new_model is None else _model_path(config)
+        summary = _summary(config, dataset, status, rows, saved, started, test)
+        if error is not None:
+            summary["error"] = error
+        files.write_json(staging / "summary.json", summary)
+        if status == "completed":
+            manifest.write(staging)  # last: a run without it is not complete (manifest.py)
+        model_path = _commit(config, staging, new_model)
+    return RunResult(status, Path(config.out) / config.name, model_path, summary)
 
-    model_path = None
-    test = {}
-    if status == "completed":
-        try:
-            test_loss, test_accuracy = model.evaluate(
-                dataset.x_test,
-                keras.utils.to_categorical(dataset.y_test, 10),
-                batch_size=1024,
-                verbose=0,
-            )
-            test = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
-            for name, table in monitor.latest.items():
-                path = run_dir / pairs.nodes_filename(name, layer_names)
-                rows = [
-                    {"node": j, **{c: float(table[c][j]) for c in table}}
-                    for j in range(len(table["alpha"]))
-                ]
-                files.write_csv(path, rows, ["node", *measures.NODE_COLUMNS])
-            if config.save_model:
-                model_path = Path(config.models_dir) / f"{config.name}.keras"
-                with files.atomic_path(model_path, suffix=".keras") as tmp:
-                    model.save(tmp)
-        except KeyboardInterrupt:  # Ctrl-C after training: still a run with a status
-            status, test, model_path = "interrupted", {}, None
-    summary = _summary(config, dataset, status, writer.rows, model_path, started, test)
-    files.write_json(run_dir / "summary.json", summary)
-    if status == "completed":
-        manifest.write(run_dir)  # last: a run without it is not complete (keras_bnreg/manifest.py)
-    return RunResult(status, run_dir, model_path, summary)
+
+def evaluate(model, dataset) -> dict:
+    """Test loss and accuracy of `model` on the dataset's test split."""
+    test_loss, test_accuracy = model.evaluate(
+        dataset.x_test,
+        keras.utils.to_categorical(dataset.y_test, 10),
+        batch_size=1024,
+        verbose=0,
+    )
+    return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy)}
+
+
+def write_node_tables(run_dir, tables, layer_names) -> None:
+    """`nodes.csv` for the first hidden layer, `nodes_<layer>.csv` for the others."""
+    for name, table in tables.items():
+        path = Path(run_dir) / pairs.nodes_filename(name, layer_names)
+        rows = [
+            {"node": j, **{c: float(table[c][j]) for c in table}}
+            for j in range(len(table["alpha"]))
+        ]
+        files.write_csv(path, rows, ["node", *measures.NODE_COLUMNS])
+
+
+def save_model_beside(model, path) -> Path:
+    """Save to a temp file beside `path` (renamed onto it when the run is committed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.keras", dir=path.parent)
+    os.close(handle)
+    try:
+        model.save(tmp)
+        os.chmod(tmp, 0o644)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def remove_leftovers(config: RunConfig) -> None:
+    """Remove what killed runs of this name left: staging directories of processes that
+    no longer exist, and temp model files."""
+    out, name = Path(config.out), config.name
+    for staging in out.glob(f".{name}.partial-*"):
+        pid = staging.name.rsplit("-", 1)[-1]
+        if not (pid.isdigit() and _process_alive(int(pid))):
+            shutil.rmtree(staging, ignore_errors=True)
+    for aside in out.glob(f".{name}.replaced-*"):
+        shutil.rmtree(aside, ignore_errors=True)
+    for tmp in Path(config.models_dir).glob(f".{name}.keras.*.tmp.keras"):
+        tmp.unlink(missing_ok=True)
+
+
+def _commit(config, staging, new_model) -> Path | None:
+    """The new run replaces the previous one: its model first, then its directory."""
+    final, model_path = Path(config.out) / config.name, _model_path(config)
+    if new_model is not None:
+        os.replace(new_model, model_path)
+    else:
+        model_path.unlink(missing_ok=True)  # it described the previous run
+    if final.exists():
+        aside = final.with_name(f".{config.name}.replaced-{os.getpid()}")
+        os.replace(final, aside)
+        os.replace(staging, final)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+    return model_path if new_model is not None else None
+
+
+def _model_path(config) -> Path:
+    return Path(config.models_dir) / f"{config.name}.keras"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C while the summary is written and the run is committed (a few ms)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_notice(message) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _summary(config, dataset, status, rows, model_path, started, test) -> dict:

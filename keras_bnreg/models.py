@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
+import numpy as np
 
 from keras_bnreg.layers import InspectableBatchNormalization
 from keras_bnreg.pairs import Pair, find_pairs
 
 INPUT_DIM = 784
 NUM_CLASSES = 10
+INPUT_SCALING = "input_scaling"  # the name of the Rescaling layer that build_mlp adds
+
+
+def input_scale(model: keras.Model) -> float | None:
+    """The scale of the model's `input_scaling` Rescaling layer (`amplitude / 255` for a
+    model that train.py saved), or None when the model has none (it takes scaled inputs)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Rescaling) and layer.name == INPUT_SCALING:
+            return float(layer.scale)
+    return None
+
+
+@contextlib.contextmanager
+def float_dtype(dtype):
+    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
+    the block, restored after: what is built there (layers and their variables, hence the
+    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
 
 
 def build_mlp(
@@ -20,10 +48,11 @@ def build_mlp(
     seed=0,
     batchnorm=True,
     l2=0.0,
+    input_scale=None,
     input_dim=INPUT_DIM,
     num_classes=NUM_CLASSES,
 ) -> keras.Model:
-    """`input -> [Dense -> BN -> ReLU] * len(hidden) -> Dense -> BN -> softmax`.
+    """`input -> [Rescaling] -> [Dense -> BN -> ReLU] * len(hidden) -> Dense -> BN -> softmax`.
 
     Section IV of the paper: 784 -> 300 (ReLU) -> 10 (softmax), BN right after every
     Dense layer, kernels from a small Gaussian. Dense layers are named `hidden1`,
@@ -38,6 +67,10 @@ def build_mlp(
         seed: seed of the kernel initialisers.
         batchnorm: put a BN layer after every Dense layer.
         l2: explicit L2 rate on every kernel: the loss gains `l2 * sum(w^2)` per layer.
+        input_scale: if set, a `keras.layers.Rescaling(input_scale)` named `input_scaling`
+            right after the input, so the model takes raw pixel values (0..255) and its
+            first Dense layer sees `pixels * input_scale` (train.py: `amplitude / 255`).
+            The saved model then carries its input scaling. None: inputs are used as given.
     """
     names = [f"hidden{i + 1}" for i in range(len(hidden))] + ["output"]
     widths = list(hidden) + [num_classes]
@@ -48,6 +81,9 @@ def build_mlp(
         raise ValueError(f"l2 must be >= 0. Received: {l2}")
     inputs = keras.Input(shape=(input_dim,), name="pixels")
     x = inputs
+    if input_scale is not None:
+        # a float64 NumPy scalar: a Python float would pass through float32 in Keras's cast
+        x = keras.layers.Rescaling(np.float64(input_scale), name=INPUT_SCALING)(x)
     for index, (name, width, epsilon) in enumerate(zip(names, widths, epsilons)):
         x = keras.layers.Dense(
             width,

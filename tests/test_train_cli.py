@@ -18,6 +18,12 @@ from conftest import ROOT, write_npz
 TIMING_COLUMNS = {"epoch_seconds", "monitor_seconds"}
 
 
+def person_environment():
+    """os.environ without what the test harness sets and a person would not."""
+    harness = ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "BNREG_MODELS", "BNREG_RESULTS")
+    return {key: value for key, value in os.environ.items() if key not in harness}
+
+
 def train(tmp_path, *args, timeout=240):
     command = [
         sys.executable,
@@ -29,7 +35,14 @@ def train(tmp_path, *args, timeout=240):
         "--quiet",
         *map(str, args),
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=person_environment(),
+    )
 
 
 def read_rows(path):
@@ -244,18 +257,155 @@ def test_ctrl_c_marks_the_run_interrupted_with_exit_130(tmp_path):
         str(tmp_path / "models"),
         "--quiet",
     ]
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    # A previous run of the same name, and what killed saves and runs leave behind.
+    (runs / "amp1_seed0").mkdir(parents=True)
+    (runs / "amp1_seed0" / "summary.json").write_text('{"status": "completed"}')
+    models.mkdir()
+    (models / "amp1_seed0.keras").write_bytes(b"the previous run's model")
+    (models / ".amp1_seed0.keras.k1ll3d.tmp.keras").write_bytes(b"half a model")
+    (runs / ".amp1_seed0.partial-999999999").mkdir()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
-    history = tmp_path / "runs" / "amp1_seed0" / "history.csv"
+    staging = runs / f".amp1_seed0.partial-{process.pid}"
+    history = staging / "history.csv"
     deadline = time.time() + 120
     while time.time() < deadline and not (history.exists() and len(read_rows(history)) >= 2):
         time.sleep(0.2)
+    # While the new run trains, the previous one is untouched; the leftovers are gone.
+    assert (runs / "amp1_seed0" / "summary.json").read_text() == '{"status": "completed"}'
+    assert (models / "amp1_seed0.keras").read_bytes() == b"the previous run's model"
+    assert not (models / ".amp1_seed0.keras.k1ll3d.tmp.keras").exists()
+    assert not (runs / ".amp1_seed0.partial-999999999").exists()
     os.kill(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    summary = json.loads((tmp_path / "runs" / "amp1_seed0" / "summary.json").read_text())
+    history = runs / "amp1_seed0" / "history.csv"
+    summary = json.loads((runs / "amp1_seed0" / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert summary["epochs_completed"] == len(read_rows(history)) >= 2
-    assert not (tmp_path / "models").exists()
+    # The run directory now describes the interrupted run: the old model went with the old run.
+    assert not (models / "amp1_seed0.keras").exists()
+    assert sorted(p.name for p in runs.iterdir()) == ["amp1_seed0"]
     assert "Traceback" not in stderr
+
+
+LOAD_ANYWHERE = """
+import json, sys
+import numpy as np
+import keras
+import keras_bnreg  # registers the project's BN layer
+
+model = keras.models.load_model(sys.argv[1])
+with np.load(sys.argv[2]) as archive:
+    digits, labels = archive["x_test"], archive["y_test"]  # raw uint8, (N, 28, 28)
+assert digits.dtype == np.uint8
+flat = digits.reshape(len(digits), -1)  # the model takes (N, 784) raw pixel values
+accuracy = float(np.mean(model.predict(flat, verbose=0).argmax(axis=1) == labels))
+print(json.dumps({"accuracy": accuracy, "file": keras_bnreg.__file__}))
+"""
+
+
+def test_saved_model_scores_raw_digits_in_a_fresh_process_outside_the_checkout(
+    finished, small_npz, tmp_path
+):
+    tmp, _ = finished
+    summary = json.loads((tmp / "runs" / "amp4_seed0" / "summary.json").read_text())
+    env = person_environment()
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_ANYWHERE, str(tmp / "models" / "amp4_seed0.keras"), small_npz],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["accuracy"] == pytest.approx(summary["final"]["test_accuracy"], abs=1e-6)
+    assert answer["accuracy"] > 0.3  # it learnt something: not a chance-level comparison
+
+
+def test_help_answers_without_tensorflow():
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "--amplitude" in result.stdout
+    assert "--no-bn" in result.stdout and "(default: 300)" in " ".join(result.stdout.split())
+    assert time.perf_counter() - start < 5  # TensorFlow's import alone takes 5-25 s here
+
+
+def test_readable_output_and_tensorboard_logs(tmp_path, small_npz):
+    """One run, as a person types it (no --quiet): one short plain line per epoch, the data
+    notice as the only line on stderr, and TensorBoard's scalars and per-node histograms."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    logs = tmp_path / "tb"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--data", str(small_npz), "--epochs", "2"]
+        + ["--hidden", "8", "--out", "r", "--models-dir", "m", "--tensorboard", str(logs)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env=person_environment(),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    for line in lines:
+        assert len(line) <= 120 and "alpha" in line and "val_acc" in line, line
+    assert "\x1b" not in result.stdout + result.stderr
+    # stderr: only the data notice; TensorFlow's start-up lines are silenced
+    assert result.stderr.strip().splitlines() == [
+        f"data: npz ({small_npz}), 600 training / 200 test digits: "
+        "not the paper's 60,000 training digits"
+    ]
+    assert "not the paper's 60,000" in result.stdout  # repeated under the end-of-run table
+
+    def tags(directory):
+        accumulator = event_accumulator.EventAccumulator(str(directory), size_guidance={})
+        accumulator.Reload()
+        found = accumulator.Tags()
+        return set(found["scalars"]) | set(found["tensors"]) | set(found["histograms"])
+
+    assert {"epoch_loss", "epoch_accuracy", "epoch_alpha_mean"} <= tags(logs / "train")
+    assert "epoch_accuracy" in tags(logs / "validation")
+    assert {"hidden1/alpha", "hidden1/l2", "output/gamma"} <= tags(logs / "nodes")
+
+
+def test_unexpected_failure_is_recorded_with_exit_4(tmp_path, small_npz, monkeypatch, capsys):
+    import train as train_module
+    from keras_bnreg import experiment
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure\ninside fit")
+
+    monkeypatch.setattr(experiment, "train_model", broken)
+    code = train_module.main(
+        ["--data", str(small_npz), "--hidden", "8", "--quiet"]
+        + ["--out", str(tmp_path / "runs"), "--models-dir", str(tmp_path / "models")]
+    )
+    assert code == 4
+    run = tmp_path / "runs" / "amp1_seed0"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "simulated failure" in summary["error"]
+    assert "Traceback" in (run / "error.log").read_text()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the run failed: RuntimeError"), err
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+@pytest.mark.slow
+def test_a_rerun_without_a_model_removes_the_old_model(small_npz, tmp_path):
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    first = train(tmp_path, "--data", small_npz, "--epochs", 1, "--hidden", 8)
+    assert first.returncode == 0 and (models / "amp1_seed0.keras").is_file()
+    again = train(tmp_path, "--data", small_npz, "--epochs", 2, "--hidden", 8, "--no-save-model")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((runs / "amp1_seed0" / "summary.json").read_text())
+    assert summary["epochs_completed"] == 2 and summary["model_path"] is None
+    assert not (models / "amp1_seed0.keras").exists()
+    assert sorted(p.name for p in runs.iterdir()) == ["amp1_seed0"]
