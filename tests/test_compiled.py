@@ -35,7 +35,8 @@ train_model = experiment.train_model
 
 def poisoned_train_model(model, *args, **kwargs):
     if CURRENT == plan["diverge"]:
-        model.layers[1].kernel.assign(model.layers[1].kernel * float("nan"))
+        dense = next(layer for layer in model.layers if hasattr(layer, "kernel"))
+        dense.kernel.assign(dense.kernel * float("nan"))
     return train_model(model, *args, **kwargs)
 
 experiment.train_model = poisoned_train_model
