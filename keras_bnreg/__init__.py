@@ -20,6 +20,7 @@ _LAZY = {
     "build_mlp": "keras_bnreg.models",
     "dense_bn_pairs": "keras_bnreg.models",
     "find_pairs": "keras_bnreg.pairs",
+    "input_scale": "keras_bnreg.models",
     "measure_model": "keras_bnreg.monitor",
 }
 __all__ = sorted(_LAZY)

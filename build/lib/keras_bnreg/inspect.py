@@ -1,0 +1,165 @@
+"""Load a saved model and print what BN did to each layer.
+
+    python -m keras_bnreg.inspect saved_models/amp4_seed0.keras [--data PATH] [--amplitude A]
+
+Loads with plain `keras.models.load_model` (safe mode on) after `import keras_bnreg`,
+prints per measured layer (`pairs.find_pairs`: any Keras model with Dense/Conv layers, BN
+or not) the mean L1/L2 norms of the raw and effective weights, gamma and BN's
+moving-statistics alpha; with `--data`, also the test accuracy and the data-based alpha
+measured on the training split (`monitor.measure_model`).
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_bnreg.cli import ArgumentParser, fail
+
+
+def argparser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m keras_bnreg.inspect", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("model", help="a .keras file written by train.py")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="auto | tfds | bundled | mnist.npz | IDX directory: measure on it",
+    )
+    parser.add_argument(
+        "--amplitude",
+        type=float,
+        default=None,
+        help="data amplitude (default: the one in the run's config.json, else 1)",
+    )
+    parser.add_argument("--snr", type=float, default=None, help="noise SNR (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the bundled split")
+    return parser
+
+
+def load(path) -> keras.Model:  # noqa: F821
+    """`keras.models.load_model` with safe mode on, after registering keras_bnreg's layer."""
+    import keras
+
+    import keras_bnreg  # noqa: F401  (registers InspectableBatchNormalization)
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file not found: {path}")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras archive (a zip written by model.save)")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a broken archive
+        raise ValueError(f"{path} could not be loaded as a Keras model: {error}") from None
+
+
+def describe(model, dataset=None, chunk_size=8192) -> str:
+    """Per-layer table of the model's weights and, given data, accuracy and alpha.
+
+    Works for any Keras model with measurable Dense/Conv layers (`pairs.find_pairs`),
+    with or without BN (BN's columns are then blank); the data's images are reshaped to
+    the model's input shape when their sizes agree.
+
+    Raises:
+        ValueError: no measurable layer, or data the model cannot take.
+    """
+    from keras_bnreg.monitor import measure_model
+
+    lines = []
+    x_train = None
+    if dataset is not None:
+        x_train = model_inputs(model, dataset.x_train)
+        x_test = model_inputs(model, dataset.x_test)
+        lines.append(
+            f"data: {dataset.source} ({dataset.location}), "
+            f"{len(dataset.x_train)} train / {len(dataset.x_test)} test, "
+            f"amplitude {dataset.amplitude:g}"
+        )
+        probabilities = model.predict(x_test, batch_size=1024, verbose=0)
+        if probabilities.ndim == 2 and probabilities.shape[1] == 10:
+            accuracy = float(np.mean(np.argmax(probabilities, axis=1) == dataset.y_test))
+            lines.append(f"test accuracy: {accuracy:.4f}")
+    tables = measure_model(model, x_train, deep=True, chunk_size=chunk_size)
+    width = max(10, *(len(name) + 2 for name in tables))
+    columns = [("L1(w)", "l1"), ("L2(w)", "l2"), ("L1(w_bn)", "l1_bn"), ("L2(w_bn)", "l2_bn")]
+    columns += [("gamma", "gamma"), ("alpha_mov", "alpha_moving")]
+    if x_train is not None:
+        columns += [("alpha", "alpha"), ("alpha_c", "alpha_centered")]
+    header = f"{'layer':<{width}}{'nodes':>6}" + "".join(f"{title:>11}" for title, _ in columns)
+    lines += [header, "-" * len(header)]
+    for name, table in tables.items():
+        cells = [_cell(np.mean(table[column])) for _, column in columns]
+        lines.append(f"{name:<{width}}{len(table['l1']):>6}" + "".join(cells))
+    lines.append(
+        "(means over each layer's nodes or channels; alpha = sqrt(w^T R w) on the training "
+        "split; '-': no BN after the layer)"
+    )
+    return "\n".join(lines)
+
+
+def model_inputs(model, images):
+    """`images` in the shape the model takes (reshaped when only the layout differs).
+
+    Raises:
+        ValueError: the model has several inputs, or the sizes disagree.
+    """
+    shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+    if len(shapes) != 1:
+        raise ValueError(f"inspect measures single-input models. Received: inputs {shapes}")
+    shape = shapes[0]
+    if tuple(images.shape[1:]) == shape:
+        return images
+    if None not in shape and int(np.prod(shape)) == int(np.prod(images.shape[1:])):
+        return images.reshape((len(images), *shape))
+    raise ValueError(
+        f"the model takes inputs of shape {shape}; the data's are {tuple(images.shape[1:])}. "
+        "Received: a model for other data"
+    )
+
+
+def _cell(value) -> str:
+    return f"{'-':>11}" if not np.isfinite(value) else f"{value:>11.4g}"
+
+
+def main(argv=None) -> int:
+    args = argparser().parse_args(argv)
+    try:
+        model = load(args.model)
+    except ValueError as error:
+        fail(error)
+    dataset = None
+    if args.data is not None:
+        from keras_bnreg import data
+
+        amplitude = args.amplitude if args.amplitude is not None else _run_amplitude(args.model)
+        try:
+            dataset = data.load(args.data, amplitude=amplitude, snr=args.snr, seed=args.seed)
+        except data.DataError as error:
+            fail(error)
+    try:
+        text = describe(model, dataset)
+    except ValueError as error:
+        fail(error)
+    print(f"model: {args.model}")
+    print(text)
+    return 0
+
+
+def _run_amplitude(model_path) -> float:
+    """The amplitude in the run's config.json, if the model sits beside a known run."""
+    import json
+
+    name = Path(model_path).stem
+    for config in (Path("runs") / name / "config.json",):
+        if config.is_file():
+            return float(json.loads(config.read_text()).get("amplitude", 1.0))
+    return 1.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

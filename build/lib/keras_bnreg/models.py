@@ -1,0 +1,88 @@
+"""The paper's MLP, with BN right after every Dense layer, at any depth (or without BN)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_bnreg.layers import InspectableBatchNormalization
+from keras_bnreg.pairs import Pair, find_pairs
+
+INPUT_DIM = 784
+NUM_CLASSES = 10
+INPUT_SCALING = "input_scaling"  # the name of the Rescaling layer that build_mlp adds
+
+
+def input_scale(model: keras.Model) -> float | None:
+    """The scale of the model's `input_scaling` Rescaling layer (`amplitude / 255` for a
+    model that train.py saved), or None when the model has none (it takes scaled inputs)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Rescaling) and layer.name == INPUT_SCALING:
+            return float(layer.scale)
+    return None
+
+
+def build_mlp(
+    hidden=(300,),
+    *,
+    init_std=0.01,
+    bn_epsilon=(1e-3,),
+    bn_momentum=0.99,
+    seed=0,
+    batchnorm=True,
+    l2=0.0,
+    input_scale=None,
+    input_dim=INPUT_DIM,
+    num_classes=NUM_CLASSES,
+) -> keras.Model:
+    """`input -> [Rescaling] -> [Dense -> BN -> ReLU] * len(hidden) -> Dense -> BN -> softmax`.
+
+    Section IV of the paper: 784 -> 300 (ReLU) -> 10 (softmax), BN right after every
+    Dense layer, kernels from a small Gaussian. Dense layers are named `hidden1`,
+    `hidden2`, ..., `output`, their BN layers `<name>_bn`. With `batchnorm=False` the BN
+    layers are left out (the explicit-L2 baseline the paper implies).
+
+    Args:
+        hidden: widths of the hidden blocks.
+        init_std: std of the Gaussian kernel initialiser (biases start at zero).
+        bn_epsilon: one epsilon for every BN layer, or one per BN layer in order.
+        bn_momentum: BN moving-statistics momentum.
+        seed: seed of the kernel initialisers.
+        batchnorm: put a BN layer after every Dense layer.
+        l2: explicit L2 rate on every kernel: the loss gains `l2 * sum(w^2)` per layer.
+        input_scale: if set, a `keras.layers.Rescaling(input_scale)` named `input_scaling`
+            right after the input, so the model takes raw pixel values (0..255) and its
+            first Dense layer sees `pixels * input_scale` (train.py: `amplitude / 255`).
+            The saved model then carries its input scaling. None: inputs are used as given.
+    """
+    names = [f"hidden{i + 1}" for i in range(len(hidden))] + ["output"]
+    widths = list(hidden) + [num_classes]
+    epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
+    if len(epsilons) != len(names):
+        raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0. Received: {l2}")
+    inputs = keras.Input(shape=(input_dim,), name="pixels")
+    x = inputs
+    if input_scale is not None:
+        # a float64 NumPy scalar: a Python float would pass through float32 in Keras's cast
+        x = keras.layers.Rescaling(np.float64(input_scale), name=INPUT_SCALING)(x)
+    for index, (name, width, epsilon) in enumerate(zip(names, widths, epsilons)):
+        x = keras.layers.Dense(
+            width,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=init_std, seed=seed + index),
+            kernel_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None,
+            name=name,
+        )(x)
+        if batchnorm:
+            x = InspectableBatchNormalization(
+                epsilon=epsilon, momentum=bn_momentum, name=f"{name}_bn"
+            )(x)
+        activation = "softmax" if name == "output" else "relu"
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return keras.Model(inputs, x, name="bn_mlp" if batchnorm else "mlp")
+
+
+def dense_bn_pairs(model: keras.Model) -> list[Pair]:
+    """The model's Dense/Conv -> BN pairs from its layer graph (`pairs.find_pairs`)."""
+    return find_pairs(model)

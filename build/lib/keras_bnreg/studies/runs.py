@@ -1,0 +1,190 @@
+"""Run directories read back, and the selection of the runs a study's settings ask for.
+
+A run directory is the train.py contract: config.json, summary.json, history.csv,
+nodes.csv (first hidden layer) and nodes_<layer>.csv. A run records its study and role in
+config.json; run directories written before that field existed get theirs from
+`legacy_study_and_role`, the one place where a run's name is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_bnreg import files
+from keras_bnreg.config import RunConfig
+from keras_bnreg.sweep import scientific
+
+FIRST_LAYER = "hidden1"  # the key of nodes.csv's table in Run.layers
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory, read back. `problem` says why it cannot be used (None: readable)."""
+
+    name: str
+    config: dict
+    summary: dict
+    nodes: dict  # column -> per-node array (first hidden layer); empty if not completed
+    layers: dict = field(default_factory=dict)  # layer name -> its node table (every layer)
+    study: str | None = None
+    role: dict = field(default_factory=dict)
+    problem: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "unreadable" if self.problem else str(self.summary.get("status", "unknown"))
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+
+# Legacy run names (before config.json had `study`): pattern -> (study, role from the groups).
+_LEGACY = [
+    (r"table1_amp[\d.e+-]+_seed\d+", lambda m: ("table1", {"group": "amplitude sweep"})),
+    (r"table2_snr[\d.e+-]+_seed\d+", lambda m: ("table2", {"group": "snr sweep"})),
+    (
+        r"abl_eps([\d.e+-]+)_amp[\d.e+-]+_seed\d+",
+        lambda m: ("ablations", {"group": f"epsilon {float(m[1]):g}"}),
+    ),
+    (r"abl_sgd_amp[\d.e+-]+_seed\d+", lambda m: ("ablations", {"group": "sgd"})),
+    (
+        r"abl_init([\d.e+-]+)_amp[\d.e+-]+_seed\d+",
+        lambda m: ("ablations", {"group": f"init {float(m[1]):g}"}),
+    ),
+    (r"abl_equiv_amp1", lambda m: ("ablations", {"group": "equivalence", "pair": "reference"})),
+    (
+        r"abl_equiv_amp([\d.e+-]+)_as_amp1",
+        lambda m: (
+            "ablations",
+            {"group": "equivalence", "pair": "equivalent", "amplitude": float(m[1])},
+        ),
+    ),
+    (
+        r"abl_equiv_amp([\d.e+-]+)",
+        lambda m: (
+            "ablations",
+            {"group": "equivalence", "pair": "scaled", "amplitude": float(m[1])},
+        ),
+    ),
+    (r"base_l2[\d.e+-]+_amp[\d.e+-]+_seed\d+", lambda m: ("baseline", {"group": "no BN"})),
+    (r"base_bn_amp[\d.e+-]+_seed\d+", lambda m: ("baseline", {"group": "BN"})),
+    (r"depth(\d+)_amp[\d.e+-]+_seed\d+", lambda m: ("depth", {"group": f"depth {m[1]}"})),
+]
+
+
+def legacy_study_and_role(name: str) -> tuple[str | None, dict]:
+    """Legacy only: the study and role of a run made before config.json recorded them,
+    inferred from the run names that version of the studies gave. (None, {}) otherwise."""
+    for pattern, result in _LEGACY:
+        match = re.fullmatch(pattern, name)
+        if match:
+            return result(match)
+    return None, {}
+
+
+def read_run(run_dir) -> Run:
+    """Read one run directory; a damaged one comes back with `problem` set, never raises."""
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError) as error:
+        return Run(run_dir.name, {}, {}, {}, problem=f"unreadable: {error}")
+    if not isinstance(config, dict) or not isinstance(summary, dict):
+        return Run(run_dir.name, {}, {}, {}, problem="config.json or summary.json is not an object")
+    study, role = config.get("study"), config.get("role") or {}
+    if study is None:
+        study, role = legacy_study_and_role(run_dir.name)
+    run = Run(run_dir.name, config, summary, {}, study=study, role=role)
+    if summary.get("status") != "completed":
+        return run
+    layers, problem = {}, None
+    try:
+        layers[FIRST_LAYER] = _node_table(run_dir / "nodes.csv", _width(config, 0))
+        for path in sorted(run_dir.glob("nodes_*.csv")):
+            layers[path.stem.removeprefix("nodes_")] = _node_table(path, None)
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        problem = f"node table unreadable ({error})"
+    return Run(run.name, config, summary, layers.get(FIRST_LAYER, {}), layers, study, role, problem)
+
+
+def _width(config, index):
+    hidden = config.get("hidden") or []
+    return int(hidden[index]) if len(hidden) > index else None
+
+
+def _node_table(path, expected_rows) -> dict:
+    rows = files.read_csv(path)
+    if not rows:
+        raise ValueError(f"{path.name} has no rows")
+    if expected_rows is not None and len(rows) != expected_rows:
+        raise ValueError(f"{path.name} has {len(rows)} of {expected_rows} nodes")
+    return {k: np.array([row[k] for row in rows], dtype=float) for k in rows[0]}
+
+
+def read_runs(runs_dir) -> list[Run]:
+    """Every run directory under `runs_dir` with a summary.json (runs still in progress or
+    killed before writing one are not runs yet)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    return [
+        read_run(d)
+        for d in sorted(runs_dir.iterdir())
+        if d.is_dir() and (d / "summary.json").is_file()
+    ]
+
+
+def _science(values: dict) -> dict:
+    """The settings that decide what a run computes, normalised through RunConfig."""
+    return scientific(json.loads(json.dumps(RunConfig.from_dict(values).to_dict())))
+
+
+def select(runs, configs) -> tuple[list[Run], dict]:
+    """The runs that `configs` (a study's configs) ask for, and why others were not used.
+
+    A run is used when its name, study and every scientific setting equal those of one of
+    `configs` and it is readable; diverged runs are used (they are counted, never averaged).
+
+    Returns:
+        `(used, left_out)`: the runs, and run name -> reason for runs of the same names or
+        study that were not used.
+    """
+    by_name = {run.name: run for run in runs}
+    used, left_out = [], {}
+    wanted = {config.name for config in configs}
+    for config in configs:
+        run = by_name.get(config.name)
+        if run is None:
+            continue
+        if run.problem:
+            left_out[run.name] = run.problem
+            continue
+        try:
+            have, want = _science(run.config), _science(config.to_dict())
+        except (TypeError, ValueError) as error:
+            left_out[run.name] = f"config.json does not describe a run ({error})"
+            continue
+        differ = [key for key in want if have.get(key) != want[key]]
+        if differ or run.study != config.study:
+            shown = ", ".join(f"{k} {have.get(k)!r} (asked {want[k]!r})" for k in differ[:3])
+            left_out[run.name] = f"settings differ from the last {config.study} command: " + (
+                shown or f"study {run.study!r}"
+            )
+            continue
+        used.append(run)
+    study_names = {config.study for config in configs}
+    for run in runs:
+        if run.study in study_names and run.name not in wanted:
+            left_out[run.name] = f"not asked for by the last {run.study} command"
+    return used, left_out
