@@ -21,6 +21,7 @@ _LAZY = {
     "dense_bn_pairs": "keras_bnreg.models",
     "find_pairs": "keras_bnreg.pairs",
     "input_scale": "keras_bnreg.models",
+    "training_seed": "keras_bnreg.models",
     "measure_model": "keras_bnreg.monitor",
 }
 __all__ = sorted(_LAZY)
