@@ -28,6 +28,8 @@ if "keras_bnreg" not in sys.modules:
 
 from keras_bnreg.cli import ArgumentParser, fail  # noqa: E402
 
+os.environ.pop("KERAS_BNREG_DEFER_KERAS", None)  # keras_bnreg removes it already
+
 # The commands, listed here so that `--help` and argument errors answer before the package
 # (and with it TensorFlow) is imported. tests/test_reproduce.py checks that the studies
 # among them are exactly `keras_bnreg.studies.STUDIES`, with the same descriptions.

@@ -364,3 +364,28 @@ def test_a_results_directory_from_before_study_records_gives_the_same_tables(tab
     for name in ("table1.csv", "table2.csv", "table1_slopes.csv"):
         assert (out / name).read_text() == (table1_out / name).read_text(), name
     assert "Left out" not in (out / "REPORT.md").read_text()
+
+
+def test_help_answers_before_tensorflow_is_imported():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "reproduce.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "readings (which reading" in result.stdout
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys\nsys.argv = ['reproduce.py', '--help']\ntry:\n"
+            "    runpy.run_path('reproduce.py', run_name='__main__')\nexcept SystemExit:\n"
+            "    pass\nprint('tensorflow' in sys.modules, 'keras' in sys.modules)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.strip().splitlines()[-1] == "False False"
