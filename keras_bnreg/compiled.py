@@ -2,7 +2,8 @@
 
 A run's first epoch pays for tracing and XLA-compiling the training and validation
 functions (seconds; most of a small run). A sweep worker runs many configs that differ only
-in seed, amplitude or noise, so `model_for` keeps the last compiled model and, when the next
+in seed or noise (the amplitude is the model's input scaling, a graph constant, so it is part
+of the shape), so `model_for` keeps the last compiled model and, when the next
 run has the same compiled shape (`shape_key`), resets it to exactly the state a freshly
 built model would have instead of building and compiling again:
 
@@ -16,8 +17,9 @@ built model would have instead of building and compiling again:
   Keras's, and `fit` builds its shuffling `tf.data` pipeline afresh after it.
 
 Anything compiled into the graph (BN epsilon and momentum, widths, L2 rate, optimizer, batch
-size, steps per call, XLA) is in the key: a run that differs there gets a new model, and the
-old one is released (`keras.backend.clear_session`), so a worker holds one model at a time.
+size, steps per call, XLA, float type) is in the key: a run that differs there gets a new
+model, and the old one is released (`keras.backend.clear_session`), so a worker holds one
+model at a time.
 tests/test_compiled.py checks that runs made this way write the same history.csv and
 nodes.csv as runs made alone in a fresh process.
 """

@@ -15,6 +15,17 @@ NUM_CLASSES = 10
 INPUT_SCALING = "input_scaling"  # the name of the Rescaling layer that build_mlp adds
 
 
+def training_seed(model: keras.Model) -> int | None:
+    """The `seed` a model from `build_mlp` was made with (train.py's `--seed`, which also
+    drew the bundled train/test split), read from its first Dense layer's initializer
+    (`RandomNormal(seed=seed)`); None when the model does not record one."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            seed = getattr(layer.kernel_initializer, "seed", None)
+            return seed if isinstance(seed, int) else None
+    return None
+
+
 def input_scale(model: keras.Model) -> float | None:
     """The scale of the model's `input_scaling` Rescaling layer (`amplitude / 255` for a
     model that train.py saved), or None when the model has none (it takes scaled inputs)."""
