@@ -23,11 +23,12 @@ from pathlib import Path
 # The package imports TensorFlow lazily when told so: --help answers in well under a second.
 # For the same reason every other import of the package below sits inside the function
 # that needs it, after the arguments are parsed.
-os.environ["KERAS_BNREG_DEFER_KERAS"] = "1"
+if "keras_bnreg" not in sys.modules:
+    os.environ["KERAS_BNREG_DEFER_KERAS"] = "1"  # read and removed by keras_bnreg/__init__.py
 
 from keras_bnreg.cli import ArgumentParser, fail  # noqa: E402
 
-os.environ.pop("KERAS_BNREG_DEFER_KERAS")
+os.environ.pop("KERAS_BNREG_DEFER_KERAS", None)  # keras_bnreg removes it already
 
 # The commands, listed here so that `--help` and argument errors answer before the package
 # (and with it TensorFlow) is imported. tests/test_reproduce.py checks that the studies

@@ -15,7 +15,8 @@ import sys
 
 # Answer --help and bad input without TensorFlow's start-up (seconds): the package then
 # imports Keras only when a model is built (see keras_bnreg/__init__.py).
-os.environ["KERAS_BNREG_DEFER_KERAS"] = "1"
+if "keras_bnreg" not in sys.modules:
+    os.environ["KERAS_BNREG_DEFER_KERAS"] = "1"  # read and removed by keras_bnreg/__init__.py
 
 from keras_bnreg import quiet  # noqa: E402
 from keras_bnreg.cli import (  # noqa: E402
@@ -26,8 +27,6 @@ from keras_bnreg.cli import (  # noqa: E402
     fail,
 )
 from keras_bnreg.config import ConfigError, RunConfig  # noqa: E402
-
-os.environ.pop("KERAS_BNREG_DEFER_KERAS")
 
 
 def argparser() -> ArgumentParser:

@@ -62,7 +62,7 @@ def load_inputs(samples, seed=0):
         from conftest import synthetic_digits
 
         images, labels = synthetic_digits(samples, seed)
-    return data.scale_images(images, 1.0), labels
+    return images.reshape(len(images), -1), labels  # raw pixels: the model scales them
 
 
 def benchmark_dataset(samples, test_samples):

@@ -3,9 +3,10 @@
 Importing the package registers its Keras layer, so saved models load with plain
 `keras.models.load_model` after `import keras_bnreg`. It never imports Ray.
 
-The project's command lines set `KERAS_BNREG_DEFER_KERAS=1` before importing the package,
-so that `--help` and bad input answer without TensorFlow's start-up (seconds); the layer
-is then registered when a model is first built or loaded.
+The project's command lines set `KERAS_BNREG_DEFER_KERAS=1` before they import the package
+(only if it is not imported yet), so that `--help` and bad input answer without TensorFlow's
+start-up (seconds); the layer is then registered when a model is first built or loaded. The
+package removes the variable when it reads it: nothing inherits it.
 """
 
 import importlib
@@ -20,12 +21,15 @@ _LAZY = {
     "build_mlp": "keras_bnreg.models",
     "dense_bn_pairs": "keras_bnreg.models",
     "find_pairs": "keras_bnreg.pairs",
+    "input_scale": "keras_bnreg.models",
+    "training_seed": "keras_bnreg.models",
     "measure_model": "keras_bnreg.monitor",
 }
 __all__ = sorted(_LAZY)
 __version__ = "0.1.0"
 
-if os.environ.get("KERAS_BNREG_DEFER_KERAS") != "1":
+# Consumed here, so that processes this one starts (sweep workers, kernels) register eagerly.
+if os.environ.pop("KERAS_BNREG_DEFER_KERAS", None) != "1":
     from keras_bnreg import quiet
 
     with quiet.filtered_stderr():  # TensorFlow's known start-up lines (see quiet.py)

@@ -2,7 +2,8 @@
 
 A run's first epoch pays for tracing and XLA-compiling the training and validation
 functions (seconds; most of a small run). A sweep worker runs many configs that differ only
-in seed, amplitude or noise, so `model_for` keeps the last compiled model and, when the next
+in seed or noise (the amplitude is the model's input scaling, a graph constant, so it is part
+of the shape), so `model_for` keeps the last compiled model and, when the next
 run has the same compiled shape (`shape_key`), resets it to exactly the state a freshly
 built model would have instead of building and compiling again:
 
@@ -16,8 +17,9 @@ built model would have instead of building and compiling again:
   Keras's, and `fit` builds its shuffling `tf.data` pipeline afresh after it.
 
 Anything compiled into the graph (BN epsilon and momentum, widths, L2 rate, optimizer, batch
-size, steps per call, XLA) is in the key: a run that differs there gets a new model, and the
-old one is released (`keras.backend.clear_session`), so a worker holds one model at a time.
+size, steps per call, XLA, float type) is in the key: a run that differs there gets a new
+model, and the old one is released (`keras.backend.clear_session`), so a worker holds one
+model at a time.
 tests/test_compiled.py checks that runs made this way write the same history.csv and
 nodes.csv as runs made alone in a fresh process.
 """
@@ -28,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import ARCHITECTURES
+from keras_bnreg.models import ARCHITECTURES, float_dtype
 
 # False: every run builds and compiles its own model (the path before reuse; benchmarks).
 REUSE = True
@@ -83,16 +85,17 @@ def model_for(config: RunConfig, train_samples: int, build_model, steps_per_exec
 
 def reset(model: keras.Model, config: RunConfig) -> None:
     """Give `model` a fresh model's weights for `config`, and a fresh optimizer state."""
-    fresh = ARCHITECTURES[config.arch](
-        config.hidden,
-        init_std=config.init_std,
-        bn_epsilon=config.epsilons,
-        bn_momentum=config.bn_momentum,
-        seed=config.seed,
-        batchnorm=config.batchnorm,
-        l2=config.l2,
-        input_scale=config.amplitude / 255.0,
-    )
+    with float_dtype(config.dtype):  # the initial draws of a fresh model of this dtype
+        fresh = ARCHITECTURES[config.arch](
+            config.hidden,
+            init_std=config.init_std,
+            bn_epsilon=config.epsilons,
+            bn_momentum=config.bn_momentum,
+            seed=config.seed,
+            batchnorm=config.batchnorm,
+            l2=config.l2,
+            input_scale=config.amplitude / 255.0,
+        )
     model.set_weights(fresh.get_weights())
     for layer, fresh_layer in zip(model.layers, fresh.layers):
         if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):

@@ -35,7 +35,7 @@ from keras_bnreg.callbacks import (
     KernelRecorder,
 )
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import ARCHITECTURES
+from keras_bnreg.models import ARCHITECTURES, float_dtype
 from keras_bnreg.monitor import RegularizationMonitor
 
 STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "failed": 4, "interrupted": 130}
@@ -97,21 +97,6 @@ def steps_per_execution(config: RunConfig, train_samples: int | None) -> int:
     if train_samples is None:
         raise ValueError("steps_per_execution=None (a whole epoch) needs train_samples")
     return max(1, -(-train_samples // config.batch_size))
-
-
-@contextlib.contextmanager
-def float_dtype(dtype):
-    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
-    the block, restored after: what is built there (layers and their variables, hence the
-    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx(dtype)
-    keras.config.set_dtype_policy(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
 
 
 def build_model(config: RunConfig, train_samples: int | None = None):

@@ -45,7 +45,7 @@ def load(path) -> keras.Model:  # noqa: F821
     """`keras.models.load_model` with safe mode on, after registering keras_bnreg's layer."""
     import keras
 
-    import keras_bnreg  # noqa: F401  (registers InspectableBatchNormalization)
+    import keras_bnreg.layers  # noqa: F401  (registers InspectableBatchNormalization)
 
     path = Path(path)
     if not path.is_file():

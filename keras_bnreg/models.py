@@ -3,6 +3,8 @@ the same protocol with convolutions (`build_cnn`)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -14,6 +16,17 @@ NUM_CLASSES = 10
 INPUT_SCALING = "input_scaling"  # the name of the Rescaling layer that build_mlp adds
 
 
+def training_seed(model: keras.Model) -> int | None:
+    """The `seed` a model from `build_mlp` was made with (train.py's `--seed`, which also
+    drew the bundled train/test split), read from its first Dense layer's initializer
+    (`RandomNormal(seed=seed)`); None when the model does not record one."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            seed = getattr(layer.kernel_initializer, "seed", None)
+            return seed if isinstance(seed, int) else None
+    return None
+
+
 def input_scale(model: keras.Model) -> float | None:
     """The scale of the model's `input_scaling` Rescaling layer (`amplitude / 255` for a
     model that train.py saved), or None when the model has none (it takes scaled inputs)."""
@@ -21,6 +34,21 @@ def input_scale(model: keras.Model) -> float | None:
         if isinstance(layer, keras.layers.Rescaling) and layer.name == INPUT_SCALING:
             return float(layer.scale)
     return None
+
+
+@contextlib.contextmanager
+def float_dtype(dtype):
+    """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside
+    the block, restored after: what is built there (layers and their variables, hence the
+    optimizer's slots; `keras.Input`; the loss) takes it, and `fit` casts inputs to it."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
 
 
 def build_mlp(

@@ -22,16 +22,15 @@ SHOWN_LEFT_OUT = 20  # run directories listed by name in the report; the rest ar
 
 def settings_for(name, out, runs, record):
     """The settings whose configs decide `name`'s runs: the last command that ran it, else
-    Table I's (Fig. 2 and (d) read Table I's runs), else (legacy directories without a
-    record) the settings inferred from the runs."""
-    for key in (name, "table1"):
+    Table I's (Fig. 2 and (d) read Table I's runs), else any recorded study's; a damaged
+    record is skipped. Legacy directories without a record: the settings inferred from the
+    runs (None when there are none)."""
+    for key in dict.fromkeys((name, "table1", *record)):
         if key in record:
             try:
                 return settings_from_record(out, record[key])
-            except (KeyError, TypeError, ValueError):
-                break
-    if record:
-        return settings_from_record(out, next(iter(record.values())))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
     own = [run for run in runs if run.study == name]
     return infer_settings(out, own or [run for run in runs if run.study == "table1"] or runs)
 

@@ -139,9 +139,11 @@ def locked(directory):
 
 def group_key(config_dict: dict) -> tuple:
     """Runs with equal keys can share a worker's compiled model (same data, same shape)."""
-    fields = ("data", "data_dir", "validation_fraction", "hidden", "bn_epsilon", "bn_momentum")
-    fields += ("batchnorm", "l2", "optimizer", "lr", "batch_size", "steps_per_execution")
-    return tuple(json.dumps(config_dict.get(name), sort_keys=True) for name in fields)
+    fields = ("data", "data_dir", "validation_fraction", "hidden", "bn_momentum", "batchnorm")
+    fields += ("l2", "optimizer", "lr", "batch_size", "steps_per_execution", "jit_compile")
+    fields += ("dtype", "amplitude")  # the amplitude is the model's input scaling
+    epsilons = RunConfig.from_dict(config_dict).epsilons
+    return (epsilons, *(json.dumps(config_dict.get(name), sort_keys=True) for name in fields))
 
 
 def run_sweep(

@@ -389,3 +389,11 @@ def test_help_answers_before_tensorflow_is_imported():
         text=True,
     )
     assert probe.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_a_damaged_request_record_is_skipped(tmp_path):
+    record = {"table1": {"data": "bundled"}, "table2": "not settings", "depth": None}
+    assert report.settings_for("table1", tmp_path, [], record) is None  # nothing to infer
+    record["fig2"] = {"data": "bundled", "epochs": 2, "seeds": 3, "hidden": [16]}
+    settings = report.settings_for("table1", tmp_path, [], record)
+    assert (settings.epochs, settings.seeds, settings.hidden) == (2, 3, (16,))

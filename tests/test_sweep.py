@@ -121,14 +121,21 @@ def wait_for(condition, timeout=240, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def run_name(directory_name):
+    """A run's name from its directory: `<name>`, or `.<name>.partial-<pid>` while it runs."""
+    if directory_name.startswith(".") and ".partial-" in directory_name:
+        return directory_name[1:].rsplit(".partial-", 1)[0]
+    return directory_name
+
+
 def started(out):
-    """Run directories that a worker has begun writing."""
-    return sorted(p.parent.name for p in (Path(out) / "runs").glob("*/config.json"))
+    """Runs that a worker has begun writing."""
+    return sorted({run_name(p.parent.name) for p in (Path(out) / "runs").glob("*/config.json")})
 
 
 def training(out):
-    """Run directories that have finished at least one epoch."""
-    return sorted(p.parent.name for p in (Path(out) / "runs").glob("*/history.csv"))
+    """Runs that have finished at least one epoch."""
+    return sorted({run_name(p.parent.name) for p in (Path(out) / "runs").glob("*/history.csv")})
 
 
 @pytest.mark.slow
@@ -168,13 +175,14 @@ def test_two_sweeps_into_one_out_and_ctrl_c(tmp_path, small_npz):
         assert f"is writing to {out / 'runs'}" in lines[-1] and "Traceback" not in err
         # One Ctrl-C (the terminal sends it to the whole process group): no new run starts,
         # the running ones stop as "interrupted" with a summary.json, exit 130.
-        started = set(p.name for p in (out / "runs").iterdir() if p.is_dir())
+        begun = set(started(out))
         os.killpg(first.pid, signal.SIGINT)
         _, err = first.communicate(timeout=120)
         assert first.returncode == 130, err
         assert "Traceback" not in err
         assert "stopped: " in err and "not started" in err
-        assert set(p.name for p in (out / "runs").iterdir() if p.is_dir()) == started
+        assert set(started(out)) == begun  # and no staging directory is left
+        assert not list((out / "runs").glob(".*.partial-*"))
         for name in training(out):
             summary = json.loads((out / "runs" / name / "summary.json").read_text())
             assert summary["status"] == "interrupted"
@@ -203,3 +211,25 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, small_npz):
         for pid in [parent.pid, *children(parent.pid)]:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_while_saving_leaves_an_interrupted_run_that_is_not_complete(
+    tmp_path, small_npz, monkeypatch
+):
+    import keras
+
+    from keras_bnreg import experiment
+
+    def interrupted_save(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted_save)
+    config = RunConfig(
+        data=str(small_npz), hidden=(16,), epochs=1, out=str(tmp_path), models_dir=str(tmp_path)
+    )
+    result = experiment.run(config, verbose=0, notify=lambda message: None)
+    assert result.status == "interrupted" and result.model_path is None
+    summary = json.loads((tmp_path / config.name / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_completed"] == 1
+    assert not (tmp_path / config.name / "manifest.json").exists()
+    assert not sweep.is_complete(config) and not list(tmp_path.glob("*.keras"))

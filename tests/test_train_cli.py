@@ -21,6 +21,7 @@ TIMING_COLUMNS = {"epoch_seconds", "monitor_seconds"}
 def person_environment():
     """os.environ without what the test harness sets and a person would not."""
     harness = ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "BNREG_MODELS", "BNREG_RESULTS")
+    harness += ("KERAS_BNREG_DEFER_KERAS",)
     return {key: value for key, value in os.environ.items() if key not in harness}
 
 
@@ -303,7 +304,8 @@ with np.load(sys.argv[2]) as archive:
 assert digits.dtype == np.uint8
 flat = digits.reshape(len(digits), -1)  # the model takes (N, 784) raw pixel values
 accuracy = float(np.mean(model.predict(flat, verbose=0).argmax(axis=1) == labels))
-print(json.dumps({"accuracy": accuracy, "file": keras_bnreg.__file__}))
+scale, seed = keras_bnreg.input_scale(model), keras_bnreg.training_seed(model)
+print(json.dumps({"accuracy": accuracy, "scale": scale, "seed": seed}))
 """
 
 
@@ -325,6 +327,7 @@ def test_saved_model_scores_raw_digits_in_a_fresh_process_outside_the_checkout(
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["accuracy"] == pytest.approx(summary["final"]["test_accuracy"], abs=1e-6)
     assert answer["accuracy"] > 0.3  # it learnt something: not a chance-level comparison
+    assert answer["scale"] == pytest.approx(4 / 255) and answer["seed"] == 0
 
 
 def test_help_answers_without_tensorflow():
