@@ -43,6 +43,7 @@ STUDY_COMMANDS = {
     "readings": "which reading of the paper's columns fits: weights, units, squares, x1e8",
     "identity": "the epsilon identity: amplitude a, eps e == amplitude 1, eps e/a^2 (float64)",
     "claims": "the untested claims: regularization, auto-tuning, Eq. 4, the captions",
+    "cnn": "Table I's amplitude sweep on a small CNN (Conv2D+BN blocks)",
 }
 OTHER_COMMANDS = {
     "all": "table1, table2, fig2 and ablations, then the report",

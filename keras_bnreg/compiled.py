@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import build_mlp, float_dtype
+from keras_bnreg.models import ARCHITECTURES, float_dtype
 
 # False: every run builds and compiles its own model (the path before reuse; benchmarks).
 REUSE = True
@@ -41,6 +41,7 @@ _cached = {"key": None, "model": None}
 def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -> tuple:
     """Everything a compiled model bakes in: runs with equal keys can share one."""
     return (
+        config.arch,
         tuple(config.hidden),
         tuple(config.epsilons),
         config.bn_momentum,
@@ -85,7 +86,7 @@ def model_for(config: RunConfig, train_samples: int, build_model, steps_per_exec
 def reset(model: keras.Model, config: RunConfig) -> None:
     """Give `model` a fresh model's weights for `config`, and a fresh optimizer state."""
     with float_dtype(config.dtype):  # the initial draws of a fresh model of this dtype
-        fresh = build_mlp(
+        fresh = ARCHITECTURES[config.arch](
             config.hidden,
             init_std=config.init_std,
             bn_epsilon=config.epsilons,
@@ -97,7 +98,7 @@ def reset(model: keras.Model, config: RunConfig) -> None:
         )
     model.set_weights(fresh.get_weights())
     for layer, fresh_layer in zip(model.layers, fresh.layers):
-        if isinstance(layer, keras.layers.Dense):
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
             layer.kernel_initializer = fresh_layer.kernel_initializer
     optimizer = model.optimizer
     if optimizer is not None and optimizer.built:

@@ -11,6 +11,7 @@ from keras_bnreg import checks
 
 OPTIMIZER_NAMES = ("adam", "sgd")
 DTYPE_NAMES = ("float32", "float64")
+ARCH_NAMES = ("mlp", "cnn")  # models.ARCHITECTURES
 
 
 INPUT_DIM = 784  # 28 x 28 pixels, flattened
@@ -57,6 +58,12 @@ class RunConfig:
     # model
     hidden: tuple[int, ...] = setting(
         (300,), "hidden widths, one per Dense+BN+ReLU block", type=int, nargs="+"
+    )
+    arch: str = setting(
+        "mlp",
+        "architecture: mlp (the paper's), or cnn (hidden = channels of 3x3 Conv2D+BN blocks)",
+        type=str,
+        choices=ARCH_NAMES,
     )
     init_std: float = setting(0.01, "std of the Gaussian kernel initialiser", type=float)
     bn_epsilon: tuple[float, ...] = setting(
@@ -207,6 +214,10 @@ class RunConfig:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}. "
                 f"Received: {self.optimizer!r}"
+            )
+        if self.arch not in ARCH_NAMES:
+            raise ConfigError(
+                f"arch must be one of {', '.join(ARCH_NAMES)}. Received: {self.arch!r}"
             )
         if self.dtype not in DTYPE_NAMES:
             raise ConfigError(

@@ -35,7 +35,7 @@ from keras_bnreg.callbacks import (
     KernelRecorder,
 )
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import build_mlp, float_dtype
+from keras_bnreg.models import ARCHITECTURES, float_dtype
 from keras_bnreg.monitor import RegularizationMonitor
 
 STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "failed": 4, "interrupted": 130}
@@ -107,7 +107,7 @@ def build_model(config: RunConfig, train_samples: int | None = None):
 
 
 def _build_model(config: RunConfig, train_samples: int | None):
-    model = build_mlp(
+    model = ARCHITECTURES[config.arch](
         config.hidden,
         init_std=config.init_std,
         bn_epsilon=config.epsilons,

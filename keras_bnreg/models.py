@@ -1,4 +1,5 @@
-"""The paper's MLP, with BN right after every Dense layer, at any depth (or without BN)."""
+"""The paper's MLP, with BN right after every Dense layer, at any depth (or without BN);
+the same protocol with convolutions (`build_cnn`)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,68 @@ def build_mlp(
         activation = "softmax" if name == "output" else "relu"
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
     return keras.Model(inputs, x, name="bn_mlp" if batchnorm else "mlp")
+
+
+def build_cnn(
+    hidden=(16, 32),
+    *,
+    init_std=0.01,
+    bn_epsilon=(1e-3,),
+    bn_momentum=0.99,
+    seed=0,
+    batchnorm=True,
+    l2=0.0,
+    input_scale=None,
+    input_dim=INPUT_DIM,
+    num_classes=NUM_CLASSES,
+) -> keras.Model:
+    """`input -> reshape 28x28x1 -> [Conv2D 3x3 -> BN -> ReLU] * len(hidden) -> global
+    average pooling -> Dense -> BN -> softmax`: the MLP's protocol with convolutions.
+
+    The first convolution keeps the 28 x 28 grid ("same" padding, stride 1), each later one
+    halves it (stride 2). Layers are named `conv1`, `conv2`, ..., `output`, BN layers
+    `<name>_bn`; arguments as for `build_mlp` (`input_scale`: the same `input_scaling`
+    Rescaling layer), with `hidden` the channels per block. It takes the same flat
+    784-pixel inputs as the MLP.
+    """
+    names = [f"conv{i + 1}" for i in range(len(hidden))] + ["output"]
+    epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
+    if len(epsilons) != len(names):
+        raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0. Received: {l2}")
+    side = int(round(input_dim**0.5))
+    if side * side != input_dim:
+        raise ValueError(f"input_dim must be a square (an image). Received: {input_dim}")
+    inputs = keras.Input(shape=(input_dim,), name="pixels")
+    x = inputs
+    if input_scale is not None:
+        x = keras.layers.Rescaling(np.float64(input_scale), name=INPUT_SCALING)(x)
+    x = keras.layers.Reshape((side, side, 1), name="image")(x)
+    for index, (name, epsilon) in enumerate(zip(names, epsilons)):
+        common = {
+            "kernel_initializer": keras.initializers.RandomNormal(
+                stddev=init_std, seed=seed + index
+            ),
+            "kernel_regularizer": keras.regularizers.L2(l2) if l2 > 0 else None,
+            "name": name,
+        }
+        if name == "output":
+            x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+            x = keras.layers.Dense(num_classes, **common)(x)
+        else:
+            stride = 1 if index == 0 else 2
+            x = keras.layers.Conv2D(hidden[index], 3, strides=stride, padding="same", **common)(x)
+        if batchnorm:
+            x = InspectableBatchNormalization(
+                epsilon=epsilon, momentum=bn_momentum, name=f"{name}_bn"
+            )(x)
+        activation = "softmax" if name == "output" else "relu"
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return keras.Model(inputs, x, name="bn_cnn" if batchnorm else "cnn")
+
+
+ARCHITECTURES = {"mlp": build_mlp, "cnn": build_cnn}
 
 
 def dense_bn_pairs(model: keras.Model) -> list[Pair]:

@@ -78,7 +78,7 @@ def test_alpha_over_epochs_and_the_auto_tuning_rule(tmp_path):
     row = claims.alpha_over_epochs(run, history)
     assert row["alpha_initial_expected"] == pytest.approx(0.01 * np.sqrt(784 * 0.4))
     assert row["largest_factor_from_epoch1"] == pytest.approx(1.8)
-    assert claims.auto_tuning_verdict([row]) == "set at the start"
+    assert claims.auto_tuning_verdict([row]) == "set in the first epoch"
     moving = claims.alpha_over_epochs(run, [*history, {"epoch": 4, "alpha_mean": 3.0}])
     assert claims.auto_tuning_verdict([moving]) == "tuned during training"
     files.write_csv(tmp_path / "runs" / run.name / "history.csv", history, ["epoch", "alpha_mean"])

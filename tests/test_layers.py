@@ -135,3 +135,20 @@ def test_build_mlp_structure_and_epsilons():
 def test_initial_kernel_std_follows_init_std():
     kernel = dense_bn_pairs(build_mlp((300,), init_std=0.01, seed=5))[0].dense.kernel.numpy()
     assert kernel.std() == pytest.approx(0.01, rel=0.02)
+
+
+def test_build_cnn_pairs_and_config():
+    from keras_bnreg.config import ConfigError, RunConfig
+    from keras_bnreg.models import build_cnn
+
+    model = build_cnn((4, 6), bn_epsilon=(1e-3, 1e-2, 1e-1))
+    pairs = dense_bn_pairs(model)
+    assert [(p.name, p.fixed_inputs) for p in pairs] == [
+        ("conv1", True),
+        ("conv2", False),
+        ("output", False),
+    ]
+    assert [p.bn.epsilon for p in pairs] == [1e-3, 1e-2, 1e-1]
+    assert model.output_shape == (None, 10) and model.input_shape == (None, 784)
+    with pytest.raises(ConfigError, match="arch must be one of mlp, cnn. Received: 'rnn'"):
+        RunConfig(arch="rnn").validate()

@@ -12,6 +12,7 @@ from keras_bnreg.studies import (
     ablations,
     baseline,
     claims,
+    cnn,
     depth,
     fig2,
     identity,
@@ -23,7 +24,18 @@ from keras_bnreg.studies.settings import Settings
 
 STUDIES = {
     module.NAME: module
-    for module in (table1, table2, fig2, ablations, baseline, depth, readings, identity, claims)
+    for module in (
+        table1,
+        table2,
+        fig2,
+        ablations,
+        baseline,
+        depth,
+        readings,
+        identity,
+        claims,
+        cnn,
+    )
 }
 
 __all__ = ["STUDIES", "Settings"]
