@@ -139,7 +139,8 @@ def locked(directory):
 
 def group_key(config_dict: dict) -> tuple:
     """Runs with equal keys can share a worker's compiled model (same data, same shape)."""
-    fields = ("data", "data_dir", "validation_fraction", "hidden", "bn_momentum", "batchnorm")
+    fields = ("data", "data_dir", "validation_fraction", "arch", "hidden", "bn_momentum")
+    fields += ("batchnorm",)
     fields += ("l2", "optimizer", "lr", "batch_size", "steps_per_execution", "jit_compile")
     fields += ("dtype", "amplitude")  # the amplitude is the model's input scaling
     epsilons = RunConfig.from_dict(config_dict).epsilons
