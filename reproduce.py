@@ -46,11 +46,11 @@ STUDY_COMMANDS = {
     "cnn": "Table I's amplitude sweep on a small CNN (Conv2D+BN blocks)",
 }
 OTHER_COMMANDS = {
-    "all": "table1, table2, fig2 and ablations, then the report",
+    "all": "table1, table2, fig2, ablations, readings, identity and claims, then the report",
     "fig1": "Fig. 1: L2 shrinkage on a 2-D quadratic and the alpha BN would set",
     "report": "rebuild every table, figure and REPORT.md from <out>/runs (no training)",
 }
-ALL = ("table1", "table2", "fig2", "ablations")
+ALL = ("table1", "table2", "fig2", "ablations", "readings", "identity", "claims")
 SEPARATE_SEEDS = ("ablations", "baseline", "depth")  # use --ablation-seeds
 EXECUTOR_NAMES = ("local", "ray")  # keras_bnreg.sweep.EXECUTOR_NAMES (checked by a test)
 

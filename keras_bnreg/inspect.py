@@ -1,12 +1,18 @@
 """Load a saved model and print what BN did to each layer.
 
-    python -m keras_bnreg.inspect saved_models/amp4_seed0.keras [--data PATH] [--amplitude A]
+    python -m keras_bnreg.inspect saved_models/amp4_seed0.keras [--data bundled]
 
 Loads with plain `keras.models.load_model` (safe mode on) after `import keras_bnreg`,
 prints per measured layer (`pairs.find_pairs`: any Keras model with Dense/Conv layers, BN
 or not) the mean L1/L2 norms of the raw and effective weights, gamma and BN's
 moving-statistics alpha; with `--data`, also the test accuracy and the data-based alpha
 measured on the training split (`monitor.measure_model`).
+
+It never guesses: the input scaling comes from the model's own `input_scaling` layer (every
+model train.py saves has one; `--amplitude` is needed only for a model without it, which then
+gets `image / 255 * A`), and the seed of the bundled train/test split from the model's record
+of its training seed (`--seed` only for a model without one), so the test digits it scores on
+are never digits the model trained on.
 """
 
 from __future__ import annotations
@@ -34,10 +40,17 @@ def argparser() -> ArgumentParser:
         "--amplitude",
         type=float,
         default=None,
-        help="data amplitude (default: the one in the run's config.json, else 1)",
+        help="data amplitude A, only for a model without its own input scaling (it then gets "
+        "image / 255 * A); a model saved by train.py scales its raw-pixel inputs itself",
     )
     parser.add_argument("--snr", type=float, default=None, help="noise SNR (default: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the bundled split")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the bundled train/test split, only for a model that records none "
+        "(default: the model's training seed)",
+    )
     return parser
 
 
@@ -134,12 +147,9 @@ def main(argv=None) -> int:
         fail(error)
     dataset = None
     if args.data is not None:
-        from keras_bnreg import data
-
-        amplitude = args.amplitude if args.amplitude is not None else _run_amplitude(args.model)
         try:
-            dataset = data.load(args.data, amplitude=amplitude, snr=args.snr, seed=args.seed)
-        except data.DataError as error:
+            dataset = load_data(model, args.data, args.amplitude, args.seed, args.snr)
+        except ValueError as error:
             fail(error)
     try:
         text = describe(model, dataset)
@@ -150,15 +160,56 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_amplitude(model_path) -> float:
-    """The amplitude in the run's config.json, if the model sits beside a known run."""
-    import json
+def load_data(model, spec, amplitude=None, seed=None, snr=None):
+    """The data set as `model` takes it, with the scaling and split the model records.
 
-    name = Path(model_path).stem
-    for config in (Path("runs") / name / "config.json",):
-        if config.is_file():
-            return float(json.loads(config.read_text()).get("amplitude", 1.0))
-    return 1.0
+    A model with an `input_scaling` layer (`models.input_scale`) takes raw pixel values and
+    scales them itself: its amplitude is `scale * 255`, and `amplitude`, if given, must agree.
+    A model without one needs `amplitude` and gets `image / 255 * amplitude`. The bundled
+    train/test split is drawn with the model's training seed (`models.training_seed`), or
+    `seed` for a model that records none, so the test digits are never training digits.
+
+    Raises:
+        ValueError: a setting the model does not record and the caller did not give, a
+            setting that contradicts the model's record, or bad data (one line).
+    """
+    import dataclasses
+
+    from keras_bnreg import data
+    from keras_bnreg.models import input_scale, training_seed
+
+    scale = input_scale(model)
+    if scale is None and amplitude is None:
+        raise ValueError(
+            "the model records no input scaling (no input_scaling layer): give --amplitude A "
+            "(it is then fed image / 255 * A)"
+        )
+    if scale is not None:
+        recorded = scale * 255.0
+        if amplitude is not None and abs(amplitude - recorded) > 1e-6 * recorded:
+            raise ValueError(
+                f"--amplitude {amplitude:g} contradicts the model's own input scaling "
+                f"(amplitude {recorded:g}); leave --amplitude out"
+            )
+        amplitude = recorded
+    recorded_seed = training_seed(model)
+    if seed is not None and recorded_seed is not None and seed != recorded_seed:
+        raise ValueError(
+            f"--seed {seed} contradicts the model's training seed {recorded_seed}: the bundled "
+            "test split of another seed holds digits this model trained on; leave --seed out"
+        )
+    seed = recorded_seed if seed is None else seed
+    if seed is None and spec in ("auto", "bundled"):
+        raise ValueError(
+            "the model records no training seed and the bundled split depends on it: give "
+            "--seed S (the run's --seed), or --data with a fixed test split (npz, IDX, tfds)"
+        )
+    dataset = data.load(spec, amplitude=amplitude, snr=snr, seed=seed or 0)
+    if scale is None:  # the model takes scaled inputs
+        dataset = dataclasses.replace(
+            dataset, x_train=dataset.scaled(dataset.x_train), x_test=dataset.scaled(dataset.x_test)
+        )
+    return dataset
 
 
 if __name__ == "__main__":

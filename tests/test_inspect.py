@@ -87,7 +87,7 @@ def test_inspect_refuses_a_model_for_other_data(tmp_path, small_npz, capsys):
     path = tmp_path / "wide.keras"
     build_mlp((4,), input_dim=100).save(path)
     with pytest.raises(SystemExit) as exit_info:
-        inspect_main([str(path), "--data", str(small_npz)])
+        inspect_main([str(path), "--data", str(small_npz), "--amplitude", "1"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: the model takes inputs of shape (100,); the data's are (784,)")
@@ -105,3 +105,58 @@ def test_write_csv_refuses_unknown_columns(tmp_path):
     with pytest.raises(ValueError, match=r"not in the header. Received: \['b'\]"):
         files.write_csv(tmp_path / "x.csv", [{"a": 1.0, "b": 2.0}], ["a"])
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def amp4_seed3(tmp_path_factory, small_npz):
+    tmp = tmp_path_factory.mktemp("amp4")
+    config = RunConfig(
+        data=str(small_npz),
+        amplitude=4.0,
+        seed=3,
+        hidden=(8,),
+        epochs=1,
+        out=str(tmp / "runs"),
+        models_dir=str(tmp / "models"),
+    )
+    return run(config, verbose=0)
+
+
+def test_inspect_takes_scaling_and_seed_from_the_model(amp4_seed3, small_npz, tmp_path):
+    """From a folder with no runs/ beside it: nothing to guess from but the model itself."""
+    completed = inspect(amp4_seed3.model_path, "--data", small_npz, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert "amplitude 4" in completed.stdout
+    accuracy = float(completed.stdout.split("test accuracy:")[1].split()[0])
+    assert accuracy == pytest.approx(amp4_seed3.summary["final"]["test_accuracy"], abs=1e-4)
+    rows = {line.split()[0]: line.split() for line in completed.stdout.splitlines() if line}
+    nodes = files.read_csv(amp4_seed3.run_dir / "nodes.csv")
+    alpha = np.mean([row["alpha"] for row in nodes])
+    assert float(rows["hidden1"][-2]) == pytest.approx(alpha, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--amplitude", "1"], "--amplitude 1 contradicts the model's own input scaling"),
+        (["--seed", "0"], "--seed 0 contradicts the model's training seed 3"),
+    ],
+)
+def test_inspect_refuses_settings_that_contradict_the_model(
+    amp4_seed3, small_npz, extra, message, capsys
+):
+    with pytest.raises(SystemExit) as exit_info:
+        inspect_main([str(amp4_seed3.model_path), "--data", str(small_npz), *extra])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {message}") and len(error.splitlines()) == 1
+
+
+def test_inspect_asks_for_what_a_foreign_model_does_not_record(tmp_path, capsys):
+    path = tmp_path / "plain.keras"
+    build_mlp((4,)).save(path)  # no input_scaling layer
+    with pytest.raises(SystemExit) as exit_info:
+        inspect_main([str(path), "--data", "bundled"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "give --amplitude A" in error and len(error.splitlines()) == 1
