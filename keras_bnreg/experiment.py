@@ -190,7 +190,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     started = time.time()
     staging = Path(config.out) / f".{config.name}.partial-{os.getpid()}"
     staging.mkdir(parents=True)
-    new_model = None
+    new_model, layer_names = None, []
     status, error, rows, monitor_tables, test = "interrupted", None, [], {}, {}
     try:
         files.write_json(staging / "config.json", config.to_dict())
@@ -241,6 +241,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     with _interrupts_deferred():
         saved = None if new_model is None else _model_path(config)
         summary = _summary(config, dataset, status, rows, saved, started, test)
+        summary["layers"] = layer_names  # measured layers in data flow; the first: nodes.csv
         if error is not None:
             summary["error"] = error
         files.write_json(staging / "summary.json", summary)

@@ -69,6 +69,9 @@ def run_config(config_dict: dict) -> RunOutcome:
     start = time.perf_counter()
     config = RunConfig.from_dict(config_dict)
     try:
+        from keras_bnreg import quiet
+
+        quiet.tensorflow_start_up()  # a spawned worker may import TF first here: no start-up noise
         import tensorflow as tf
 
         from keras_bnreg import experiment

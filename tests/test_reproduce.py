@@ -24,6 +24,7 @@ def table1_out(tmp_path_factory, small_npz):
     return out
 
 
+@pytest.mark.slow
 def test_table1_outputs_match_the_run_files(table1_out):
     rows = files.read_csv(table1_out / "table1.csv")
     assert [row["amplitude"] for row in rows] == [2.0, 3.0, 4.0, 5.0, 6.0]
@@ -47,6 +48,7 @@ def test_table1_outputs_match_the_run_files(table1_out):
         assert "np." not in (table1_out / name).read_text(), name  # plain numbers only
 
 
+@pytest.mark.slow
 def test_rerun_skips_completed_runs(table1_out, small_npz):
     settings = Settings(out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,))
     outcomes = sweep.run_sweep(table1.configs(settings), jobs=1, progress=False)
@@ -58,6 +60,7 @@ def test_rerun_skips_completed_runs(table1_out, small_npz):
     )
 
 
+@pytest.mark.slow
 def test_runs_made_before_a_new_setting_existed_still_count_as_complete(table1_out, small_npz):
     settings = Settings(out=str(table1_out), data=str(small_npz), epochs=1, seeds=1, hidden=(8,))
     config = table1.configs(settings)[0]
@@ -74,6 +77,7 @@ def test_runs_made_before_a_new_setting_existed_still_count_as_complete(table1_o
         manifest.write(path.parent)
 
 
+@pytest.mark.slow
 def test_report_rebuilds_without_training(table1_out, capsys):
     before = (table1_out / "table1.csv").read_text()
     (table1_out / "table1.csv").unlink()
@@ -83,6 +87,7 @@ def test_report_rebuilds_without_training(table1_out, capsys):
     assert (table1_out / "REPORT.md").is_file()
 
 
+@pytest.mark.slow
 def test_table2_with_noise_predictions(table1_out):
     tmp_path = table1_out
     rows = files.read_csv(tmp_path / "table2.csv")
@@ -171,6 +176,7 @@ def test_cli_lists_exactly_the_registered_studies():
     assert reproduce.EXECUTOR_NAMES == sweep.EXECUTOR_NAMES
 
 
+@pytest.mark.slow
 def test_table_columns_come_from_runs_that_record_their_study(table1_out):
     config = json.loads((table1_out / "runs" / "table1_amp2_seed0" / "config.json").read_text())
     assert config["study"] == "table1" and config["role"] == table1.ROLE
@@ -201,6 +207,7 @@ def test_report_without_runs_is_an_error(tmp_path, capsys):
     assert "no runs under" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_timings_recorded(table1_out):
     assert json.loads((table1_out / "timings.json").read_text())["table1"] > 0
 
@@ -212,6 +219,7 @@ def _copy_results(source, target):
     return target
 
 
+@pytest.mark.slow
 def test_runs_of_other_settings_are_left_out_and_never_averaged(table1_out, tmp_path):
     out = _copy_results(table1_out, tmp_path / "results")
     # A seed-1 run made by an earlier command with other settings (2 epochs).
@@ -236,6 +244,7 @@ def test_runs_of_other_settings_are_left_out_and_never_averaged(table1_out, tmp_
     assert "epochs 2 (asked 1)" in (out / "REPORT.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated_nodes", "missing_nodes", "config_not_object"])
 def test_report_on_a_damaged_run_leaves_it_out(damage, table1_out, tmp_path, capsys):
     out = _copy_results(table1_out, tmp_path / "results")
@@ -254,6 +263,7 @@ def test_report_on_a_damaged_run_leaves_it_out(damage, table1_out, tmp_path, cap
     assert [row["snr"] for row in files.read_csv(out / "table2.csv")] == [0.5, 1, 10, 100]
 
 
+@pytest.mark.slow
 def test_report_on_only_diverged_runs_is_one_line(table1_out, tmp_path, capsys):
     out = _copy_results(table1_out, tmp_path / "results")
     for summary_path in (out / "runs").glob("*/summary.json"):
@@ -266,6 +276,7 @@ def test_report_on_only_diverged_runs_is_one_line(table1_out, tmp_path, capsys):
     assert len(err) == 1 and "no completed run" in err[0] and "9 diverged" in err[0]
 
 
+@pytest.mark.slow
 def test_readings_reads_existing_runs_without_training(table1_out, tmp_path, small_npz):
     out = _copy_results(table1_out, tmp_path / "results")
     before = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")}
@@ -352,6 +363,7 @@ def test_readings_find_the_reading_that_matches():
     assert consistent["worst_abs_log10_ratio"] == pytest.approx(0, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_a_results_directory_from_before_study_records_gives_the_same_tables(table1_out, tmp_path):
     """Run directories without `study`/`role` and no requested.json (the layout before
     studies recorded themselves) are read through the legacy shim: same tables."""

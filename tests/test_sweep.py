@@ -213,6 +213,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, small_npz):
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_saving_leaves_an_interrupted_run_that_is_not_complete(
     tmp_path, small_npz, monkeypatch
 ):

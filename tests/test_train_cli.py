@@ -118,6 +118,7 @@ def test_end_to_end_outputs(finished):
     assert not list(run.glob(".*.tmp")), "temp files left behind"
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(finished, small_npz, tmp_path):
     first_tmp, _ = finished
     again = train(
@@ -241,6 +242,7 @@ def test_divergence_stops_with_exit_3_and_keeps_history(tmp_path, small_npz):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted_with_exit_130(tmp_path):
     data = write_npz(tmp_path / "mnist.npz", n_train=2000, n_test=100)
     command = [

@@ -13,7 +13,6 @@ import numpy as np
 
 from keras_bnreg import paper, render
 from keras_bnreg.studies import stats
-from keras_bnreg.studies.runs import FIRST_LAYER
 
 NAME = "cnn"
 DESCRIPTION = "Table I's amplitude sweep on a small CNN (Conv2D+BN blocks)"
@@ -38,11 +37,6 @@ def configs(settings) -> list:
     ]
 
 
-def layer_label(layer: str) -> str:
-    """Run tables key the first layer (nodes.csv) as FIRST_LAYER: it is `conv1` here."""
-    return "conv1" if layer == FIRST_LAYER else layer
-
-
 def analyse(runs) -> list[dict]:
     """Per layer: log-log slopes against amplitude (95% CI over seeds), means at each."""
     group = [run for run in runs if run.completed and run.study == NAME]
@@ -51,7 +45,7 @@ def analyse(runs) -> list[dict]:
     amplitudes = sorted({float(run.config["amplitude"]) for run in group})
     rows = []
     for layer in group[0].layers:
-        row = {"layer": layer_label(layer), "channels or nodes": len(group[0].layers[layer]["l2"])}
+        row = {"layer": layer, "channels or nodes": len(group[0].layers[layer]["l2"])}
         for quantity in MEASURED:
 
             def value(run, layer=layer, quantity=quantity):

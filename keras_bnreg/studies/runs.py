@@ -19,7 +19,14 @@ from keras_bnreg import files
 from keras_bnreg.config import RunConfig
 from keras_bnreg.sweep import scientific
 
-FIRST_LAYER = "hidden1"  # the key of nodes.csv's table in Run.layers
+LEGACY_PRIMARY = "hidden1"  # nodes.csv's layer in runs whose summary lists no `layers`
+
+
+def primary_layer(summary: dict) -> str:
+    """The name of the layer whose table is `nodes.csv`: the first of the summary's
+    `layers` (`pairs.primary` when the run was made), `hidden1` for older runs."""
+    layers = summary.get("layers") or [LEGACY_PRIMARY]
+    return layers[0]
 
 
 @dataclass(frozen=True)
@@ -108,14 +115,14 @@ def read_run(run_dir) -> Run:
     run = Run(run_dir.name, config, summary, {}, study=study, role=role)
     if summary.get("status") != "completed":
         return run
-    layers, problem = {}, None
+    layers, problem, primary = {}, None, primary_layer(summary)
     try:
-        layers[FIRST_LAYER] = _node_table(run_dir / "nodes.csv", _width(config, 0))
+        layers[primary] = _node_table(run_dir / "nodes.csv", _width(config, 0))
         for path in sorted(run_dir.glob("nodes_*.csv")):
             layers[path.stem.removeprefix("nodes_")] = _node_table(path, None)
     except (OSError, ValueError, KeyError, IndexError) as error:
         problem = f"node table unreadable ({error})"
-    return Run(run.name, config, summary, layers.get(FIRST_LAYER, {}), layers, study, role, problem)
+    return Run(run.name, config, summary, layers.get(primary, {}), layers, study, role, problem)
 
 
 def _width(config, index):
