@@ -60,6 +60,7 @@ def test_no_bn_run_validates_on_held_out_data_and_scores_the_test_split(tmp_path
     assert result.summary["data"]["n_train"] == 480
 
 
+@pytest.mark.slow
 def test_deep_network_reports_every_layer(tmp_path, small_dataset):
     config = RunConfig(
         hidden=(8, 8, 8), epochs=1, out=str(tmp_path), save_model=False, run_name="deep"

@@ -50,6 +50,7 @@ def max_relative(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+@pytest.mark.slow
 def test_recorder_keeps_every_epoch_in_the_run_dtype(kernels):
     scaled = kernels["scaled"]
     assert list(scaled["epoch"]) == [0, 1, 2]
@@ -59,6 +60,7 @@ def test_recorder_keeps_every_epoch_in_the_run_dtype(kernels):
     assert not np.array_equal(scaled["kernel"][0], scaled["kernel"][-1])  # it trained
 
 
+@pytest.mark.slow
 def test_float64_pair_is_the_same_training_problem(kernels):
     scaled, equivalent = kernels["scaled"], kernels["equivalent"]
     np.testing.assert_array_equal(scaled["kernel"][0], equivalent["kernel"][0])
@@ -76,6 +78,7 @@ def test_float64_pair_is_the_same_training_problem(kernels):
     assert max_relative(scaled["moving_variance"][-1] - start, variance) < 1e-9
 
 
+@pytest.mark.slow
 def test_the_control_is_a_different_problem(kernels):
     gap = max_relative(kernels["scaled"]["kernel"][-1], kernels["control"]["kernel"][-1])
     assert gap > 1e-3

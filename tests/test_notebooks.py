@@ -72,6 +72,7 @@ def test_there_are_five_notebooks_and_they_define_no_logic():
         assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code")
 
 
+@pytest.mark.slow
 def test_notebook_04_uses_the_model_make_train_wrote(checkout, small_setting, small_npz):
     """`train.py --amplitude 4` (what `make train` runs) from the checkout's root, then
     notebook 04 opened in Jupyter: it loads that model and trains none."""

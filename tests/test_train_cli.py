@@ -134,6 +134,7 @@ def test_same_seed_same_numbers(finished, small_npz, tmp_path):
         ], name
 
 
+@pytest.mark.slow
 def test_inspect_loads_the_saved_model(finished, small_npz):
     tmp, _ = finished
     model = tmp / "models" / "amp4_seed0.keras"
@@ -218,6 +219,7 @@ def test_bad_data_file_in_a_real_process(make_file, message, tmp_path):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_exit_3_and_keeps_history(tmp_path, small_npz):
     result = train(
         tmp_path,
