@@ -102,9 +102,8 @@ def test_auto_falls_back_to_bundled_quickly_offline(monkeypatch, tmp_path):
 
     start = time.perf_counter()
     raw = data.load_raw("auto", data_dir=str(tmp_path / "tfds"), notify=notices.append)
-    assert (
-        time.perf_counter() - start < 30
-    )  # offline tfds retries for ~205 s; a busy 2-core box: ~11 s
+    # offline tfds retries for ~205 s; here about 0.5 s on a quiet machine
+    assert time.perf_counter() - start < 10
     assert raw.source == "bundled"
     assert len(notices) == 1 and "bundled" in notices[0]
 
@@ -218,9 +217,8 @@ def test_tfds_offline_fails_in_seconds(monkeypatch, tmp_path):
     start = time.perf_counter()
     with pytest.raises(data.DataError, match="not prepared and the download host"):
         data.load_raw("tfds", data_dir=str(tmp_path / "tfds"))
-    assert (
-        time.perf_counter() - start < 30
-    )  # offline tfds retries for ~205 s; a busy 2-core box: ~11 s
+    # offline tfds retries for ~205 s; here about 0.5 s on a quiet machine
+    assert time.perf_counter() - start < 10
 
 
 needs_t10k = pytest.mark.skipif(
