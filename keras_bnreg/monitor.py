@@ -206,7 +206,7 @@ class RegularizationMonitor(keras.callbacks.Callback):
         self.latest = {}
         self._writer = None
         if self.tensorboard_dir:
-            import tensorflow as tf
+            import tensorflow as tf  # tf.summary: only with TensorBoard
 
             self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
 
@@ -251,7 +251,7 @@ class RegularizationMonitor(keras.callbacks.Callback):
         return out
 
     def _write_histograms(self, epoch):
-        import tensorflow as tf
+        import tensorflow as tf  # tf.summary: only with TensorBoard
 
         with self._writer.as_default():
             for name, table in self.latest.items():

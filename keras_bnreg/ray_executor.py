@@ -32,7 +32,7 @@ def _absolute(config):
 
 def init(address=None, num_cpus=None):
     """Start or join Ray unless it is already running; returns True if this call started it."""
-    import ray
+    import ray  # never imported with the package (README: Ray only when asked for)
 
     if ray.is_initialized():
         return False
@@ -67,7 +67,7 @@ def run(configs, *, address=None, cpus_per_run=1, max_retries=2, function=run_co
     configs = [_absolute(config) for config in configs]
     if not configs:
         return
-    import ray
+    import ray  # never imported with the package (README: Ray only when asked for)
 
     started = init(address)
     try:

@@ -109,7 +109,7 @@ def locked(directory):
     however it ends, so a lock left by a killed sweep is taken over (with a notice). The
     file records the holder's pid and start time for the message.
     """
-    import fcntl
+    import fcntl  # POSIX only: imported where the lock is taken
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -213,7 +213,7 @@ def run_sweep(
 
         try:
             if executor == "ray":
-                from keras_bnreg import ray_executor
+                from keras_bnreg import ray_executor  # Ray only when asked for
 
                 for outcome in ray_executor.run(
                     pending, address=address, cpus_per_run=cpus_per_run
@@ -303,7 +303,7 @@ def _run_local(configs, jobs, on_result):
             if outcome.status == "interrupted":  # Ctrl-C: no new run
                 raise KeyboardInterrupt
         return
-    from keras_bnreg import workers
+    from keras_bnreg import workers  # the pool, only when runs are left to do
 
     workers.run_all(
         [config.to_dict() for config in configs],
@@ -323,7 +323,7 @@ def _line(outcome: RunOutcome) -> str:
 def _progress_bar(total, description, enabled, skipped):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # only when a progress bar is shown
 
     if skipped:
         print(f"{skipped} run(s) already completed, skipped", file=sys.stderr)

@@ -37,7 +37,7 @@ def die_with_parent(parent_pid: int) -> None:
     """Make this process end when `parent_pid` (its parent) ends, however it ends."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
+            import ctypes  # Linux's prctl, only where it exists
 
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
