@@ -29,7 +29,8 @@ test-slow: venv
 	$(PY) -m pytest -m slow
 
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks/
+	@# Jupyter refuses to start as root unless told; these machines (and containers) run as root.
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 notebook: lab
 
