@@ -47,16 +47,7 @@ def main(argv=None) -> int:
         from keras_bnreg import data
 
         try:
-            dataset = data.load(
-                config.data,
-                amplitude=config.amplitude,
-                snr=config.snr,
-                noise_seed=config.noise_seed,
-                seed=config.seed,
-                data_dir=config.data_dir,
-                notify=notify,
-                dtype=config.dtype,
-            )
+            dataset = data.load_for(config, notify)
         except data.DataError as error:
             fail(error)
         quiet.tensorflow_start_up()

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import ARCHITECTURES, float_dtype
+from keras_bnreg.models import build_for, float_dtype
 
 # False: every run builds and compiles its own model (the path before reuse; benchmarks).
 REUSE = True
@@ -86,16 +86,7 @@ def model_for(config: RunConfig, train_samples: int, build_model, steps_per_exec
 def reset(model: keras.Model, config: RunConfig) -> None:
     """Give `model` a fresh model's weights for `config`, and a fresh optimizer state."""
     with float_dtype(config.dtype):  # the initial draws of a fresh model of this dtype
-        fresh = ARCHITECTURES[config.arch](
-            config.hidden,
-            init_std=config.init_std,
-            bn_epsilon=config.epsilons,
-            bn_momentum=config.bn_momentum,
-            seed=config.seed,
-            batchnorm=config.batchnorm,
-            l2=config.l2,
-            input_scale=config.amplitude / 255.0,
-        )
+        fresh = build_for(config)
     model.set_weights(fresh.get_weights())
     for layer, fresh_layer in zip(model.layers, fresh.layers):
         if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):

@@ -127,6 +127,21 @@ def load(
     return prepare(raw, amplitude=amplitude, snr=snr, noise_seed=noise_seed, dtype=dtype)
 
 
+def load_for(config, notify=None) -> Dataset:
+    """`load` with the data settings of a `RunConfig` (source, amplitude, SNR, noise seed,
+    the seed of the bundled split, tfds directory, dtype)."""
+    return load(
+        config.data,
+        amplitude=config.amplitude,
+        snr=config.snr,
+        noise_seed=config.noise_seed,
+        seed=config.seed,
+        data_dir=config.data_dir,
+        notify=notify,
+        dtype=config.dtype,
+    )
+
+
 def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
     """Read MNIST from `spec`: "auto", "tfds", "bundled", an .npz file or an IDX directory."""
     notify = notify or _print_notice

@@ -35,7 +35,7 @@ from keras_bnreg.callbacks import (
     KernelRecorder,
 )
 from keras_bnreg.config import RunConfig
-from keras_bnreg.models import ARCHITECTURES, float_dtype
+from keras_bnreg.models import build_for, float_dtype
 from keras_bnreg.monitor import RegularizationMonitor
 
 STATUS_EXIT_CODES = {"completed": 0, "diverged": 3, "failed": 4, "interrupted": 130}
@@ -107,16 +107,7 @@ def build_model(config: RunConfig, train_samples: int | None = None):
 
 
 def _build_model(config: RunConfig, train_samples: int | None):
-    model = ARCHITECTURES[config.arch](
-        config.hidden,
-        init_std=config.init_std,
-        bn_epsilon=config.epsilons,
-        bn_momentum=config.bn_momentum,
-        seed=config.seed,
-        batchnorm=config.batchnorm,
-        l2=config.l2,
-        input_scale=config.amplitude / 255.0,
-    )
+    model = build_for(config)
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     model.compile(
         optimizer=optimizers[config.optimizer](learning_rate=config.lr),
@@ -172,16 +163,7 @@ def run(config: RunConfig, *, dataset=None, verbose="auto", notify=None) -> RunR
     notify = notify or _print_notice
     config.validate().check_paths()
     if dataset is None:
-        dataset = data.load(
-            config.data,
-            amplitude=config.amplitude,
-            snr=config.snr,
-            noise_seed=config.noise_seed,
-            seed=config.seed,
-            data_dir=config.data_dir,
-            notify=notify,
-            dtype=config.dtype,
-        )
+        dataset = data.load_for(config, notify)
     validation = None
     if config.validation_fraction > 0:
         dataset, validation = data.hold_out(dataset, config.validation_fraction, config.seed)

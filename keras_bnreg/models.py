@@ -174,6 +174,21 @@ def build_cnn(
 ARCHITECTURES = {"mlp": build_mlp, "cnn": build_cnn}
 
 
+def build_for(config) -> keras.Model:
+    """The uncompiled model a `RunConfig` describes (its architecture, widths, init, BN
+    settings, explicit L2 and input scaling `amplitude / 255`), in Keras's current dtype."""
+    return ARCHITECTURES[config.arch](
+        config.hidden,
+        init_std=config.init_std,
+        bn_epsilon=config.epsilons,
+        bn_momentum=config.bn_momentum,
+        seed=config.seed,
+        batchnorm=config.batchnorm,
+        l2=config.l2,
+        input_scale=config.amplitude / 255.0,
+    )
+
+
 def dense_bn_pairs(model: keras.Model) -> list[Pair]:
     """The model's Dense/Conv -> BN pairs from its layer graph (`pairs.find_pairs`)."""
     return find_pairs(model)
