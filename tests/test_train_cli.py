@@ -271,7 +271,14 @@ def test_ctrl_c_marks_the_run_interrupted_with_exit_130(tmp_path):
     (models / ".amp1_seed0.keras.k1ll3d.tmp.keras").write_bytes(b"half a model")
     (runs / ".amp1_seed0.partial-999999999").mkdir()
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        # As from a terminal: a shell's background jobs (and so a pytest started with `&`)
+        # inherit SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     staging = runs / f".amp1_seed0.partial-{process.pid}"
     history = staging / "history.csv"
