@@ -128,18 +128,9 @@ def load(
 
 
 def load_for(config, notify=None) -> Dataset:
-    """`load` with the data settings of a `RunConfig` (source, amplitude, SNR, noise seed,
-    the seed of the bundled split, tfds directory, dtype)."""
-    return load(
-        config.data,
-        amplitude=config.amplitude,
-        snr=config.snr,
-        noise_seed=config.noise_seed,
-        seed=config.seed,
-        data_dir=config.data_dir,
-        notify=notify,
-        dtype=config.dtype,
-    )
+    """`load` with a `RunConfig`'s data settings (source, scaling, noise, split seed, dtype)."""
+    names = ("amplitude", "snr", "noise_seed", "seed", "data_dir", "dtype")
+    return load(config.data, notify=notify, **{name: getattr(config, name) for name in names})
 
 
 def load_raw(spec="auto", *, seed=0, data_dir=None, notify=None) -> RawMnist:
