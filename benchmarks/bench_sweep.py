@@ -292,6 +292,11 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--samples", type=int, default=60000, help="standin training digits")
+    parser.add_argument(
+        "--paths",
+        default="before,now",
+        help="which paths to run (a single one for quick looks; the table needs both)",
+    )
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
@@ -299,10 +304,10 @@ def main(argv=None):
         if args.data == "standin":
             path, source = standin_npz(tmp, args.samples)
             data_spec = str(path)
-        measured = {"before": [], "now": []}
+        paths = [path for path in ("before", "now") if path in args.paths.split(",")]
+        measured = {path: [] for path in paths}
         for repeat in range(args.repeats):
-            order = ("before", "now") if repeat % 2 == 0 else ("now", "before")
-            for path in order:
+            for path in paths if repeat % 2 == 0 else paths[::-1]:
                 out = Path(tmp) / f"{path}{repeat}"
                 configs = sweep_configs(data_spec, out, args.epochs, args.runs)
                 measured[path].append(run_path(configs, path == "now", args.jobs))
@@ -313,7 +318,10 @@ def main(argv=None):
         f"--jobs {args.jobs}, {args.repeats} repeat(s); data: {source}; "
         f"{os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}\n"
     )
-    print(markdown(table))
+    if len(paths) == 2:
+        print(markdown(table))
+    else:
+        print(json.dumps(table, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "table": table}, indent=1))
 

@@ -2,17 +2,18 @@
 
 A run's first epoch pays for tracing and XLA-compiling the training and validation
 functions (seconds; most of a small run). A sweep worker runs many configs that differ only
-in seed or noise (the amplitude is the model's input scaling, a graph constant, so it is part
-of the shape), so `model_for` keeps the last compiled model and, when the next
+in seed, amplitude or noise (the amplitude is the model's `InputScaling` weight, not a
+graph constant), so `model_for` keeps the last compiled model and, when the next
 run has the same compiled shape (`shape_key`), resets it to exactly the state a freshly
 built model would have instead of building and compiling again:
 
-- every model variable (kernels, biases, BN's gamma, beta, moving and batch statistics)
-  takes the value of a freshly built, uncompiled model of the new config, made after
-  `keras.utils.set_random_seed(seed)` as a fresh run makes it;
+- every model variable (kernels, biases, BN's gamma, beta and moving statistics, the input
+  scaling's factor) takes the value of a freshly built, uncompiled model of the new
+  config, made after `keras.utils.set_random_seed(seed)` as a fresh run makes it;
 - every optimizer variable (iteration count, Adam's momentums and velocities) goes back to
   zero; the learning rate is part of the shape key, so it is never changed in place;
-- the kernel initialisers are the new config's, so a saved model's config names its own seed;
+- the kernel initialisers and the input scaling's recorded `scale` are the new config's, so
+  a saved model's config names its own seed and amplitude;
 - random streams: `keras.utils.set_random_seed` resets Python's, NumPy's, TensorFlow's and
   Keras's, and `fit` builds its shuffling `tf.data` pipeline afresh after it.
 
@@ -30,6 +31,7 @@ import keras
 import numpy as np
 
 from keras_bnreg.config import RunConfig
+from keras_bnreg.layers import InputScaling
 from keras_bnreg.models import build_for, float_dtype
 
 # False: every run builds and compiles its own model (the path before reuse; benchmarks).
@@ -53,7 +55,6 @@ def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -
         steps_per_execution,
         config.jit_compile,
         train_samples,
-        config.amplitude,  # the model's input Rescaling(amplitude / 255) is a graph constant
         config.dtype,
     )
 
@@ -91,6 +92,8 @@ def reset(model: keras.Model, config: RunConfig) -> None:
     for layer, fresh_layer in zip(model.layers, fresh.layers):
         if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
             layer.kernel_initializer = fresh_layer.kernel_initializer
+        if isinstance(layer, InputScaling):
+            layer.scale = fresh_layer.scale
     optimizer = model.optimizer
     if optimizer is not None and optimizer.built:
         for variable in optimizer.variables:

@@ -49,7 +49,9 @@ class RunConfig:
         None, "TFDS data directory (default: tfds's own / TFDS_DATA_DIR)", type=str
     )
     amplitude: float = setting(
-        1.0, "data amplitude A: the model sees image / 255 * A (a Rescaling layer)", type=float
+        1.0,
+        "data amplitude A: the model sees image / 255 * A (its input_scaling layer)",
+        type=float,
     )
     snr: float | None = setting(
         None, "add fixed Gaussian noise at this signal-to-noise ratio (default: none)", type=float

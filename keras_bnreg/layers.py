@@ -1,4 +1,5 @@
-"""A BatchNormalization that exposes what the paper reasons about."""
+"""The package's two Keras layers: a BatchNormalization that exposes what the paper reasons
+about, and the input scaling every model of this project starts with."""
 
 from __future__ import annotations
 
@@ -22,6 +23,46 @@ def batchnorm_statistics(layer) -> dict:
         "moving_mean": _numpy(layer.moving_mean),
         "moving_variance": _numpy(layer.moving_variance),
     }
+
+
+@keras.saving.register_keras_serializable(package="keras_bnreg")
+class InputScaling(keras.layers.Layer):
+    """`inputs * scale`, with `scale` held in a non-trainable weight.
+
+    What `keras.layers.Rescaling(scale)` computes (the same product in the layer's float
+    type), except that the scale is a variable rather than a constant of the traced graph: a
+    sweep worker can reset it, like every other weight, and train a model of another
+    amplitude with the functions it has already compiled (`keras_bnreg/compiled.py`).
+    Training never changes it (`constant_in_training`), so the monitor still treats what
+    follows it as fixed inputs (`pairs.find_pairs`).
+
+    Args:
+        scale: the factor, `amplitude / 255` in this project (raw pixels in).
+        **kwargs: as for `keras.layers.Layer` (`name`, `dtype`).
+    """
+
+    constant_in_training = True  # read by pairs: the inputs after it never change
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def build(self, input_shape):
+        self.factor = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(np.float64(self.scale)),  # not via float32
+            trainable=False,
+            name="factor",
+        )
+
+    def call(self, inputs):
+        return ops.cast(inputs, self.compute_dtype) * ops.cast(self.factor, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
 
 
 @keras.saving.register_keras_serializable(package="keras_bnreg")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 
 import keras
-import numpy as np
 
-from keras_bnreg.layers import InspectableBatchNormalization
+from keras_bnreg.layers import InputScaling, InspectableBatchNormalization
 from keras_bnreg.pairs import Pair, find_pairs
 
 INPUT_DIM = 784
 NUM_CLASSES = 10
-INPUT_SCALING = "input_scaling"  # the name of the Rescaling layer that build_mlp adds
+INPUT_SCALING = "input_scaling"  # the name of the InputScaling layer that build_mlp adds
 
 
 def training_seed(model: keras.Model) -> int | None:
@@ -28,10 +27,12 @@ def training_seed(model: keras.Model) -> int | None:
 
 
 def input_scale(model: keras.Model) -> float | None:
-    """The scale of the model's `input_scaling` Rescaling layer (`amplitude / 255` for a
-    model that train.py saved), or None when the model has none (it takes scaled inputs)."""
+    """The scale of the model's `input_scaling` layer (`amplitude / 255` for a model that
+    train.py saved; an `InputScaling`, or a `Rescaling` in models saved before 2026-11-29),
+    or None when the model has none (it takes scaled inputs)."""
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Rescaling) and layer.name == INPUT_SCALING:
+        scaling = isinstance(layer, (InputScaling, keras.layers.Rescaling))
+        if scaling and layer.name == INPUT_SCALING:
             return float(layer.scale)
     return None
 
@@ -64,7 +65,7 @@ def build_mlp(
     input_dim=INPUT_DIM,
     num_classes=NUM_CLASSES,
 ) -> keras.Model:
-    """`input -> [Rescaling] -> [Dense -> BN -> ReLU] * len(hidden) -> Dense -> BN -> softmax`.
+    """`input -> [InputScaling] -> [Dense -> BN -> ReLU] * len(hidden) -> Dense -> BN -> softmax`.
 
     Section IV of the paper: 784 -> 300 (ReLU) -> 10 (softmax), BN right after every
     Dense layer, kernels from a small Gaussian. Dense layers are named `hidden1`,
@@ -79,10 +80,11 @@ def build_mlp(
         seed: seed of the kernel initialisers.
         batchnorm: put a BN layer after every Dense layer.
         l2: explicit L2 rate on every kernel: the loss gains `l2 * sum(w^2)` per layer.
-        input_scale: if set, a `keras.layers.Rescaling(input_scale)` named `input_scaling`
-            right after the input, so the model takes raw pixel values (0..255) and its
-            first Dense layer sees `pixels * input_scale` (train.py: `amplitude / 255`).
-            The saved model then carries its input scaling. None: inputs are used as given.
+        input_scale: if set, an `InputScaling(input_scale)` layer (`layers.py`: a rescaling
+            whose scale is a non-trainable weight) named `input_scaling` right after the
+            input, so the model takes raw pixel values (0..255) and its first Dense layer
+            sees `pixels * input_scale` (train.py: `amplitude / 255`). The saved model then
+            carries its input scaling. None: inputs are used as given.
     """
     names = [f"hidden{i + 1}" for i in range(len(hidden))] + ["output"]
     widths = list(hidden) + [num_classes]
@@ -94,8 +96,7 @@ def build_mlp(
     inputs = keras.Input(shape=(input_dim,), name="pixels")
     x = inputs
     if input_scale is not None:
-        # a float64 NumPy scalar: a Python float would pass through float32 in Keras's cast
-        x = keras.layers.Rescaling(np.float64(input_scale), name=INPUT_SCALING)(x)
+        x = InputScaling(input_scale, name=INPUT_SCALING)(x)
     for index, (name, width, epsilon) in enumerate(zip(names, widths, epsilons)):
         x = keras.layers.Dense(
             width,
@@ -131,7 +132,7 @@ def build_cnn(
     The first convolution keeps the 28 x 28 grid ("same" padding, stride 1), each later one
     halves it (stride 2). Layers are named `conv1`, `conv2`, ..., `output`, BN layers
     `<name>_bn`; arguments as for `build_mlp` (`input_scale`: the same `input_scaling`
-    Rescaling layer), with `hidden` the channels per block. It takes the same flat
+    layer), with `hidden` the channels per block. It takes the same flat
     784-pixel inputs as the MLP.
     """
     names = [f"conv{i + 1}" for i in range(len(hidden))] + ["output"]
@@ -146,7 +147,7 @@ def build_cnn(
     inputs = keras.Input(shape=(input_dim,), name="pixels")
     x = inputs
     if input_scale is not None:
-        x = keras.layers.Rescaling(np.float64(input_scale), name=INPUT_SCALING)(x)
+        x = InputScaling(input_scale, name=INPUT_SCALING)(x)
     x = keras.layers.Reshape((side, side, 1), name="image")(x)
     for index, (name, epsilon) in enumerate(zip(names, epsilons)):
         common = {

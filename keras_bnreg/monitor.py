@@ -8,6 +8,7 @@ pairs come from `pairs.py`.
 from __future__ import annotations
 
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -19,6 +20,20 @@ from keras_bnreg.layers import batchnorm_statistics
 # Float elements held at once by a streamed pass or a chunk of patches (about 64 MiB of
 # float32 outputs, 128 MiB of float64 patches): memory stays bounded whatever the layer.
 ELEMENTS_PER_CHUNK = 1 << 24
+
+# Each model's probes (sub-models from its inputs to some of its layers), kept as long as
+# the model lives: a sweep worker trains one model run after run (compiled.py), and a probe
+# built once keeps its traced predict function.
+_PROBES = weakref.WeakKeyDictionary()
+
+
+def probe(model, outputs) -> keras.Model:
+    """`keras.Model(model.inputs, outputs)`, built once per model and outputs."""
+    probes = _PROBES.setdefault(model, {})
+    key = tuple(id(tensor) for tensor in keras.tree.flatten(outputs))
+    if key not in probes:
+        probes[key] = keras.Model(model.inputs, outputs)
+    return probes[key]
 
 
 def measure_model(model, inputs, deep=True, chunk_size=8192) -> dict:
@@ -42,9 +57,10 @@ def measure_model(model, inputs, deep=True, chunk_size=8192) -> dict:
 class ModelMeasurer:
     """Measures a model's pairs on fixed inputs; what never changes is computed once.
 
-    - A layer whose inputs never change (only weightless layers such as `Rescaling`,
-      `Flatten`, `Reshape` between the model's inputs and it): the second moment of its
-      inputs (`R = E[x x^T]`, for a convolution over every input patch) and their mean are
+    - A layer whose inputs never change (between the model's inputs and it only weightless
+      layers such as `Rescaling`, `Flatten`, `Reshape`, or layers whose weights training
+      never changes, such as `InputScaling`): the second moment of its inputs
+      (`R = E[x x^T]`, for a convolution over every input patch) and their mean are
       computed once, streamed in chunks; then `alpha_j^2 = w_j^T R w_j` and
       `alpha_centered_j^2 = alpha_j^2 - (E[x]^T w_j)^2` cost `O(d^2 n)` per measurement.
     - Other layers: one streamed inference pass of their outputs minus bias,
@@ -73,7 +89,7 @@ class ModelMeasurer:
                 self.streamed.append(pair)
         self._probe = None
         if self.streamed:
-            self._probe = keras.Model(model.inputs, [pair.layer.output for pair in self.streamed])
+            self._probe = probe(model, [pair.layer.output for pair in self.streamed])
 
     def measure(self, deep=True) -> dict:
         """`{layer: {column: per-node array}}`; streamed layers' alphas NaN unless `deep`."""
@@ -121,14 +137,14 @@ class ModelMeasurer:
         """`(R, E[x])` of what enters `layer` (its patches for a convolution), computed once."""
         model_inputs = keras.tree.flatten(self.model.inputs)
         direct = len(model_inputs) == 1 and layer.input is model_inputs[0]
-        probe = None if direct else keras.Model(self.model.inputs, layer.input)
+        inputs_probe = None if direct else probe(self.model, layer.input)
         per_input = int(np.prod(layer.input.shape[1:]))
         if isinstance(layer, pairs_module.CONV_TYPES):
             per_input *= int(np.prod(layer.kernel_size))
 
         def rows():
             for chunk in self._chunks(per_input):
-                values = chunk if direct else probe.predict_on_batch(chunk)
+                values = chunk if direct else inputs_probe.predict_on_batch(chunk)
                 values = np.asarray(keras.tree.flatten(values)[0], dtype=np.float32)
                 yield _input_rows(layer, values)
 

@@ -45,7 +45,7 @@ class Pair:
     name: str  # the Dense/Conv layer's name: the key of every table
     layer: keras.layers.Layer  # Dense, Conv1D or Conv2D
     bn: keras.layers.BatchNormalization | None
-    fixed_inputs: bool  # only weightless layers between the model's inputs and `layer`
+    fixed_inputs: bool  # only layers training never changes between the inputs and `layer`
     reachable: bool = True  # its inputs can be computed from the model's inputs
 
     @property
@@ -225,7 +225,9 @@ def _bn_pair_problem(bn, source, producer, consumers, shared) -> str | None:
 
 
 def _fixed_inputs(layer, producer, model_inputs) -> bool:
-    """True when every layer between the model's inputs and `layer` has no weights."""
+    """True when every layer between the model's inputs and `layer` has no weights, or only
+    weights that training never changes (a layer that says so: `constant_in_training`, as
+    `layers.InputScaling` does)."""
     pending = list(keras.tree.flatten(layer.input))
     seen = set()
     while pending:
@@ -234,7 +236,9 @@ def _fixed_inputs(layer, producer, model_inputs) -> bool:
             continue
         seen.add(id(tensor))
         operation = producer.get(id(tensor))
-        if operation is None or operation.weights:
+        if operation is None or (
+            operation.weights and not getattr(operation, "constant_in_training", False)
+        ):
             return False
         if not isinstance(operation, keras.layers.InputLayer):
             pending += keras.tree.flatten(operation.input)

@@ -145,7 +145,7 @@ def group_key(config_dict: dict) -> tuple:
     fields = ("data", "data_dir", "validation_fraction", "arch", "hidden", "bn_momentum")
     fields += ("batchnorm",)
     fields += ("l2", "optimizer", "lr", "batch_size", "steps_per_execution", "jit_compile")
-    fields += ("dtype", "amplitude")  # the amplitude is the model's input scaling
+    fields += ("dtype",)
     epsilons = RunConfig.from_dict(config_dict).epsilons
     return (epsilons, *(json.dumps(config_dict.get(name), sort_keys=True) for name in fields))
 

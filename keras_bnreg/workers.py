@@ -130,6 +130,11 @@ def run_all(tasks, jobs, function, *, key=lambda task: None, on_lost=None, on_re
     """
     context = get_context("spawn")
     pending, workers, results = list(tasks), [], []
+    keys = {id(task): key(task) for task in pending}  # once: every task lives until the end
+
+    def key_of(task):
+        return keys[id(task)]
+
     state = {"stopping": False, "deadline": None}
 
     def stop():
@@ -148,7 +153,7 @@ def run_all(tasks, jobs, function, *, key=lambda task: None, on_lost=None, on_re
     try:
         while True:
             if not state["stopping"]:
-                _dispatch(context, workers, pending, jobs, function, key)
+                _dispatch(context, workers, pending, jobs, function, key_of)
             busy = [w for w in workers if w.task is not None]
             if not busy:
                 break
@@ -198,22 +203,31 @@ def _dispatch(context, workers, pending, jobs, function, key):
     for worker in [w for w in workers if w.task is None]:
         if not pending:
             return
-        task = _take(pending, worker.key, key)
-        worker.task, worker.key = task, key(task)
-        worker.conn.send(task)
+        _send(worker, _take(pending, worker.key, _held_keys(workers), key), key)
     while pending and len(workers) < jobs:
         worker = _Worker(context, function)
         workers.append(worker)
-        task = _take(pending, None, key)
-        worker.task, worker.key = task, key(task)
-        worker.conn.send(task)
+        _send(worker, _take(pending, None, _held_keys(workers), key), key)
 
 
-def _take(pending, last_key, key):
-    for index, task in enumerate(pending):
-        if last_key is not None and key(task) == last_key:
-            return pending.pop(index)
-    return pending.pop(0)
+def _send(worker, task, key):
+    worker.task, worker.key = task, key(task)
+    worker.conn.send(task)
+
+
+def _held_keys(workers):
+    return {worker.key for worker in workers if worker.task is not None}
+
+
+def _take(pending, last_key, held, key):
+    """The next task for a worker that last ran `last_key`: one of the same key (its
+    compiled model is reused); else the first of a key no busy worker holds (a group is
+    then compiled by one worker, not by each); else the first left."""
+    keys = [key(task) for task in pending]
+    if last_key is not None and last_key in keys:
+        return pending.pop(keys.index(last_key))
+    free = [index for index, task_key in enumerate(keys) if task_key not in held]
+    return pending.pop(free[0] if free else 0)
 
 
 def _interrupt(workers):

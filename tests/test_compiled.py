@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -86,16 +87,16 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
         save_model=False,
         out=str(tmp_path / "worker"),
     )
-    # The amplitude is the model's input scaling (a graph constant): runs that reuse a
-    # model share it; seeds differ throughout, epsilon and amplitude change at c.
+    # Seeds and amplitudes (the model's InputScaling weight) differ from run to run; the
+    # epsilon (a graph constant) changes at c, which needs a model of its own.
     sequence = [
         base.replace(run_name="a", seed=0, amplitude=2.0),
-        base.replace(run_name="b", seed=1, amplitude=2.0),  # reuses a's model
+        base.replace(run_name="b", seed=1, amplitude=3.0),  # reuses a's model
         base.replace(run_name="c", seed=2, amplitude=3.0, bn_epsilon=(1e-4,)),  # new model
-        base.replace(run_name="d", seed=3, amplitude=3.0, bn_epsilon=(1e-4,)),  # diverges
-        base.replace(run_name="e", seed=4, amplitude=3.0, bn_epsilon=(1e-4,)),
-        base.replace(run_name="f", seed=5, amplitude=3.0, bn_epsilon=(1e-4,)),  # Ctrl-C
-        base.replace(run_name="g", seed=6, amplitude=3.0, bn_epsilon=(1e-4,)),
+        base.replace(run_name="d", seed=3, amplitude=4.0, bn_epsilon=(1e-4,)),  # diverges
+        base.replace(run_name="e", seed=4, amplitude=1.0, bn_epsilon=(1e-4,)),
+        base.replace(run_name="f", seed=5, amplitude=2.0, bn_epsilon=(1e-4,)),  # Ctrl-C
+        base.replace(run_name="g", seed=6, amplitude=6.0, bn_epsilon=(1e-4,)),
     ]
     alone_names = ["b", "e", "g"]
     worker = run_in_fresh_process(
@@ -138,3 +139,30 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
             )
             assert strip(ours) == strip(theirs), (name, table)
         assert manifest.problem(tmp_path / "worker" / name) is None
+
+
+def test_a_reused_model_takes_the_new_runs_amplitude_and_seed():
+    """The amplitude is a weight, not part of the compiled shape: a run of another amplitude
+    gets the same model, holding that amplitude's factor and recording it (saved config)."""
+    from keras_bnreg import compiled, experiment, input_scale, training_seed
+    from keras_bnreg.config import RunConfig
+
+    base = RunConfig(hidden=(8,), epochs=1, data="bundled")
+    try:
+        first = compiled.model_for(
+            base.replace(amplitude=2.0, seed=0), 512, experiment.build_model, 4
+        )
+        second = compiled.model_for(
+            base.replace(amplitude=5.0, seed=7), 512, experiment.build_model, 4
+        )
+        assert second is first
+        assert input_scale(second) == 5.0 / 255
+        assert second.get_layer("input_scaling").factor.numpy() == np.float32(5.0 / 255)
+        assert training_seed(second) == 7
+        assert second.get_layer("input_scaling").get_config()["scale"] == 5.0 / 255
+        other = compiled.model_for(
+            base.replace(amplitude=5.0, bn_epsilon=(1e-4,)), 512, experiment.build_model, 4
+        )
+        assert other is not first  # epsilon is compiled into the graph
+    finally:
+        compiled.release()

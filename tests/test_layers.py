@@ -152,3 +152,50 @@ def test_build_cnn_pairs_and_config():
     assert model.output_shape == (None, 10) and model.input_shape == (None, 784)
     with pytest.raises(ConfigError, match="arch must be one of mlp, cnn. Received: 'rnn'"):
         RunConfig(arch="rnn").validate()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_input_scaling_computes_what_rescaling_computes(dtype):
+    """The same product, bit for bit, in the layer's float type; the factor is a weight."""
+    from keras_bnreg.layers import InputScaling
+
+    pixels = np.random.default_rng(3).integers(0, 256, size=(32, 784)).astype("uint8")
+    for scale in (1 / 255, 4 / 255, 6 / 255, 0.1):
+        ours = InputScaling(scale, dtype=dtype)
+        theirs = keras.layers.Rescaling(np.float64(scale), dtype=dtype)
+        np.testing.assert_array_equal(np.asarray(ours(pixels)), np.asarray(theirs(pixels)))
+        assert [w.trainable for w in ours.weights] == [False]
+        assert ours.factor.dtype == dtype
+
+
+def test_input_scaling_saves_its_scale_and_is_never_trained(tmp_path, small_dataset):
+    from keras_bnreg import input_scale
+    from keras_bnreg.layers import InputScaling
+
+    model = build_mlp((8,), input_scale=4 / 255, seed=1)
+    assert isinstance(model.get_layer("input_scaling"), InputScaling)
+    model.compile("adam", "categorical_crossentropy")
+    x, y = small_dataset.x_train[:256], keras.utils.to_categorical(small_dataset.y_train[:256])
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.get_layer("input_scaling").factor.numpy() == np.float32(4 / 255)
+    path = tmp_path / "scaled.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert input_scale(loaded) == 4 / 255
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_models_saved_with_a_rescaling_layer_still_report_their_scale(tmp_path):
+    """Models saved before InputScaling start with Keras's Rescaling named input_scaling."""
+    from keras_bnreg import input_scale
+    from keras_bnreg.pairs import find_pairs
+
+    inputs = keras.Input((784,))
+    x = keras.layers.Rescaling(np.float64(3 / 255), name="input_scaling")(inputs)
+    x = keras.layers.Dense(5, name="hidden1")(x)
+    x = InspectableBatchNormalization(name="hidden1_bn")(x)
+    path = tmp_path / "old.keras"
+    keras.Model(inputs, x).save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert input_scale(loaded) == pytest.approx(3 / 255, rel=1e-12)
+    assert find_pairs(loaded)[0].fixed_inputs

@@ -148,3 +148,22 @@ def test_rejects_bad_schedule():
         RegularizationMonitor(np.zeros((2, 784)), every=0)
     with pytest.raises(ValueError, match="deep_every=0"):
         RegularizationMonitor(np.zeros((2, 784)), deep_every=0)
+
+
+def test_a_model_measured_again_reuses_its_probes_and_sees_new_weights(small_dataset):
+    """A sweep worker measures one model run after run: the probes (and their traced
+    predict functions) are built once, and each measurement reads the current weights."""
+    from keras_bnreg.monitor import ModelMeasurer
+
+    model = build_mlp((8, 6), input_scale=2 / 255, seed=0)
+    x = small_dataset.x_train[:300]
+    first = ModelMeasurer(model, x)
+    before = first.measure()
+    model.set_weights(build_mlp((8, 6), input_scale=5 / 255, seed=1).get_weights())
+    second = ModelMeasurer(model, x)
+    assert second._probe is first._probe
+    after = second.measure()
+    fresh = ModelMeasurer(build_mlp((8, 6), input_scale=5 / 255, seed=1), x).measure()
+    for name in ("hidden1", "hidden2", "output"):
+        assert not np.allclose(after[name]["alpha"], before[name]["alpha"])
+        np.testing.assert_allclose(after[name]["alpha"], fresh[name]["alpha"], rtol=1e-6)

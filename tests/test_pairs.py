@@ -295,3 +295,22 @@ def test_causal_conv1d_is_measured_by_the_streamed_pass():
     model = randomize_batchnorm(keras.Model(inputs, keras.layers.BatchNormalization()(x)))
     x = VECTORS[:, :, None]
     assert_tables_match(model, measure_model(model, x), x, ["conv"])
+
+
+def test_input_scaling_keeps_the_first_layer_on_fixed_inputs():
+    """InputScaling has a weight, but training never changes it: its Dense layer is
+    measured from input moments computed once; a trained layer in between ends that."""
+    from keras_bnreg import build_mlp
+    from keras_bnreg.layers import InputScaling
+
+    model = build_mlp((6,), input_dim=20, input_scale=4 / 255)
+    assert [pair.fixed_inputs for pair in pairs.find_pairs(model)] == [True, False]
+    randomize_batchnorm(model)
+    tables = measure_model(model, VECTORS)
+    assert_tables_match(model, tables, VECTORS, ["hidden1", "output"])
+
+    inputs = keras.Input((20,))
+    x = keras.layers.Dense(20, name="trained")(InputScaling(0.5)(inputs))
+    x = keras.layers.Dense(4, name="hidden1")(x)
+    x = InspectableBatchNormalization(name="hidden1_bn")(x)
+    assert [pair.fixed_inputs for pair in pairs.find_pairs(keras.Model(inputs, x))] == [False]

@@ -234,3 +234,19 @@ def test_ctrl_c_while_saving_leaves_an_interrupted_run_that_is_not_complete(
     assert summary["status"] == "interrupted" and summary["epochs_completed"] == 1
     assert not (tmp_path / config.name / "manifest.json").exists()
     assert not sweep.is_complete(config) and not list(tmp_path.glob("*.keras"))
+
+
+def test_a_free_worker_keeps_its_group_else_takes_one_no_busy_worker_holds():
+    """Each worker compiles a group once: its own group first, then an unheld one."""
+    from keras_bnreg.workers import _take
+
+    pending = ["a1", "b1", "a2", "c1", "b2"]
+
+    def group(task):
+        return task[0]
+
+    assert _take(pending, "b", {"a", "b"}, group) == "b1"
+    assert _take(pending, "z", {"a"}, group) == "c1"  # the first group nobody holds
+    assert _take(pending, None, {"a", "c"}, group) == "b2"
+    assert _take(pending, "b", {"a"}, group) == "a1"  # only a left: share it
+    assert pending == ["a2"]
