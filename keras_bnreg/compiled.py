@@ -2,22 +2,23 @@
 
 A run's first epoch pays for tracing and XLA-compiling the training and validation
 functions (seconds; most of a small run). A sweep worker runs many configs that differ only
-in seed, amplitude or noise (the amplitude is the model's `InputScaling` weight, not a
-graph constant), so `model_for` keeps the last compiled model and, when the next
+in seed, amplitude, BN epsilon or noise (the amplitude is the model's `InputScaling` weight
+and epsilon a weight of `InspectableBatchNormalization`, not constants of the graph), so
+`model_for` keeps the last compiled model and, when the next
 run has the same compiled shape (`shape_key`), resets it to exactly the state a freshly
 built model would have instead of building and compiling again:
 
-- every model variable (kernels, biases, BN's gamma, beta and moving statistics, the input
-  scaling's factor) takes the value of a freshly built, uncompiled model of the new
+- every model variable (kernels, biases, BN's gamma, beta, moving statistics and epsilon,
+  the input scaling's factor) takes the value of a freshly built, uncompiled model of the new
   config, made after `keras.utils.set_random_seed(seed)` as a fresh run makes it;
 - every optimizer variable (iteration count, Adam's momentums and velocities) goes back to
   zero; the learning rate is part of the shape key, so it is never changed in place;
-- the kernel initialisers and the input scaling's recorded `scale` are the new config's, so
-  a saved model's config names its own seed and amplitude;
+- the kernel initialisers, the input scaling's `scale` and BN's `epsilon` attributes are the
+  new config's, so a saved model's config names its own seed, amplitude and epsilon;
 - random streams: `keras.utils.set_random_seed` resets Python's, NumPy's, TensorFlow's and
   Keras's, and `fit` builds its shuffling `tf.data` pipeline afresh after it.
 
-Anything compiled into the graph (BN epsilon and momentum, widths, L2 rate, optimizer, batch
+Anything compiled into the graph (BN momentum, widths, L2 rate, optimizer, batch
 size, steps per call, XLA, float type) is in the key: a run that differs there gets a new
 model, and the old one is released (`keras.backend.clear_session`), so a worker holds one
 model at a time.
@@ -31,7 +32,7 @@ import keras
 import numpy as np
 
 from keras_bnreg.config import RunConfig
-from keras_bnreg.layers import InputScaling
+from keras_bnreg.layers import InputScaling, InspectableBatchNormalization
 from keras_bnreg.models import build_for, float_dtype
 
 # False: every run builds and compiles its own model (the path before reuse; benchmarks).
@@ -45,7 +46,6 @@ def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -
     return (
         config.arch,
         tuple(config.hidden),
-        tuple(config.epsilons),
         config.bn_momentum,
         config.batchnorm,
         config.l2,
@@ -94,6 +94,8 @@ def reset(model: keras.Model, config: RunConfig) -> None:
             layer.kernel_initializer = fresh_layer.kernel_initializer
         if isinstance(layer, InputScaling):
             layer.scale = fresh_layer.scale
+        if isinstance(layer, InspectableBatchNormalization):
+            layer.epsilon = fresh_layer.epsilon
     optimizer = model.optimizer
     if optimizer is not None and optimizer.built:
         for variable in optimizer.variables:

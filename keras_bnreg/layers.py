@@ -69,11 +69,18 @@ class InputScaling(keras.layers.Layer):
 class InspectableBatchNormalization(keras.layers.BatchNormalization):
     """Keras's BatchNormalization that also folds itself into the layer before it.
 
-    Behaves exactly like `keras.layers.BatchNormalization` (same arguments, variables,
-    outputs and moving-statistics update); the monitor measures stock BN just as well.
-    In addition `fold` gives the effective weight of the Dense layer before it,
+    Behaves exactly like `keras.layers.BatchNormalization` (same arguments, outputs and
+    moving-statistics update); the monitor measures stock BN just as well. In addition
+    `fold` gives the effective weight of the Dense layer before it,
     `w_bn = gamma * w / sqrt(moving_variance + epsilon)`: the paper's BN weight of
     Eq. 11-12 with the moving statistics in place of the batch ones.
+
+    Its epsilon is also held in a non-trainable scalar weight, `epsilon_weight`, which
+    `call` adds to the variance in place of a constant of the traced graph: a sweep worker
+    resets it like any other weight and trains a model of another epsilon with the
+    functions it has already compiled (`keras_bnreg/compiled.py`). `self.epsilon` (the
+    config, `fold`, the monitor) stays the Python float. Saved files hold Keras's own four
+    variables, as a stock layer's do; the weight is set from the config when loaded.
 
     Models saved by earlier versions of this package kept the latest training batch's
     mean and variance in two more variables; they load, and those two values are dropped.
@@ -82,11 +89,47 @@ class InspectableBatchNormalization(keras.layers.BatchNormalization):
         **kwargs: as for `keras.layers.BatchNormalization`.
     """
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        if not self.renorm:  # renorm reads epsilon elsewhere too: it keeps the constant
+            self.epsilon_weight = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(np.float64(self.epsilon)),
+                trainable=False,
+                name="epsilon",
+            )
+
+    def call(self, inputs, training=None, mask=None):
+        if self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        # Keras's call reads `self.epsilon` once, in `ops.batch_normalization`: it reads the
+        # weight there (object.__setattr__: not tracked, restored right after).
+        constant = self.epsilon
+        dtype = keras.backend.result_type(inputs.dtype, "float32")  # as Keras's call computes
+        object.__setattr__(self, "epsilon", ops.cast(self.epsilon_weight, dtype))
+        try:
+            return super().call(inputs, training=training, mask=mask)
+        finally:
+            object.__setattr__(self, "epsilon", constant)
+
+    def _stock_variables(self):
+        return [v for v in self.variables if v is not getattr(self, "epsilon_weight", None)]
+
+    def save_own_variables(self, store):
+        for index, variable in enumerate(self._stock_variables()):
+            store[str(index)] = variable
+
     def load_own_variables(self, store):
-        legacy = len(self.variables) + 2  # gamma, beta, moving stats + batch mean, variance
-        if len(store.keys()) == legacy:
-            store = {str(index): store[str(index)] for index in range(len(self.variables))}
-        super().load_own_variables(store)
+        stock = self._stock_variables()
+        count = len(store.keys())
+        if count not in (len(stock), len(stock) + 2):  # + 2: the old batch mean, variance
+            raise ValueError(
+                f"layer {self.name!r} expects {len(stock)} variables in the file, found {count}"
+            )
+        for index, variable in enumerate(stock):
+            variable.assign(store[str(index)])
+        if hasattr(self, "epsilon_weight"):
+            self.epsilon_weight.assign(self.epsilon)
 
     def statistics(self) -> dict:
         """NumPy copies of gamma, beta and the moving statistics (`batchnorm_statistics`)."""

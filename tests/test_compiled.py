@@ -87,16 +87,17 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
         save_model=False,
         out=str(tmp_path / "worker"),
     )
-    # Seeds and amplitudes (the model's InputScaling weight) differ from run to run; the
-    # epsilon (a graph constant) changes at c, which needs a model of its own.
+    # Seeds, amplitudes (InputScaling's weight) and epsilons (a weight of the BN layers)
+    # differ from run to run; the BN momentum, a constant of the graph, changes at c, which
+    # needs a model of its own.
     sequence = [
         base.replace(run_name="a", seed=0, amplitude=2.0),
-        base.replace(run_name="b", seed=1, amplitude=3.0),  # reuses a's model
-        base.replace(run_name="c", seed=2, amplitude=3.0, bn_epsilon=(1e-4,)),  # new model
-        base.replace(run_name="d", seed=3, amplitude=4.0, bn_epsilon=(1e-4,)),  # diverges
-        base.replace(run_name="e", seed=4, amplitude=1.0, bn_epsilon=(1e-4,)),
-        base.replace(run_name="f", seed=5, amplitude=2.0, bn_epsilon=(1e-4,)),  # Ctrl-C
-        base.replace(run_name="g", seed=6, amplitude=6.0, bn_epsilon=(1e-4,)),
+        base.replace(run_name="b", seed=1, amplitude=3.0, bn_epsilon=(1e-2,)),  # reuses a's
+        base.replace(run_name="c", seed=2, amplitude=3.0, bn_momentum=0.9),  # a new model
+        base.replace(run_name="d", seed=3, amplitude=4.0, bn_momentum=0.9),  # diverges
+        base.replace(run_name="e", seed=4, amplitude=1.0, bn_momentum=0.9, bn_epsilon=(1e-4,)),
+        base.replace(run_name="f", seed=5, amplitude=2.0, bn_momentum=0.9),  # Ctrl-C
+        base.replace(run_name="g", seed=6, amplitude=6.0, bn_momentum=0.9, bn_epsilon=(1e-5,)),
     ]
     alone_names = ["b", "e", "g"]
     worker = run_in_fresh_process(
@@ -141,9 +142,9 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
         assert manifest.problem(tmp_path / "worker" / name) is None
 
 
-def test_a_reused_model_takes_the_new_runs_amplitude_and_seed():
-    """The amplitude is a weight, not part of the compiled shape: a run of another amplitude
-    gets the same model, holding that amplitude's factor and recording it (saved config)."""
+def test_a_reused_model_takes_the_new_runs_amplitude_epsilon_and_seed():
+    """Amplitude and epsilon are weights, not part of the compiled shape: a run with others
+    gets the same model, holding its own values and recording them (saved config)."""
     from keras_bnreg import compiled, experiment, input_scale, training_seed
     from keras_bnreg.config import RunConfig
 
@@ -160,9 +161,12 @@ def test_a_reused_model_takes_the_new_runs_amplitude_and_seed():
         assert second.get_layer("input_scaling").factor.numpy() == np.float32(5.0 / 255)
         assert training_seed(second) == 7
         assert second.get_layer("input_scaling").get_config()["scale"] == 5.0 / 255
-        other = compiled.model_for(
-            base.replace(amplitude=5.0, bn_epsilon=(1e-4,)), 512, experiment.build_model, 4
-        )
-        assert other is not first  # epsilon is compiled into the graph
+        third = compiled.model_for(base.replace(bn_epsilon=(1e-5,)), 512, experiment.build_model, 4)
+        assert third is first
+        for name in ("hidden1_bn", "output_bn"):
+            assert third.get_layer(name).epsilon == 1e-5
+            assert third.get_layer(name).epsilon_weight.numpy() == np.float32(1e-5)
+        other = compiled.model_for(base.replace(bn_momentum=0.9), 512, experiment.build_model, 4)
+        assert other is not first  # the momentum is a constant of the graph
     finally:
         compiled.release()

@@ -27,7 +27,7 @@ def test_training_mode_matches_keras_bn():
     inspectable = trained_like_layer()
     plain = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9)
     plain.build((None, 6))
-    plain.set_weights(inspectable.get_weights())
+    plain.set_weights(inspectable.get_weights()[:4])  # the fifth: epsilon, as a weight
     out_inspectable = inspectable(x, training=True).numpy()
     out_plain = plain(x, training=True).numpy()
     np.testing.assert_allclose(out_inspectable, out_plain, rtol=1e-6, atol=1e-6)
@@ -126,8 +126,9 @@ def test_build_mlp_structure_and_epsilons():
     pairs = dense_bn_pairs(model)
     assert [p.name for p in pairs] == ["hidden1", "output"]
     assert [p.bn.epsilon for p in pairs] == [1e-5, 0.1]
-    # Dense kernel + bias; BN gamma, beta, moving mean/variance.
-    assert model.count_params() == (784 * 300 + 300) + 4 * 300 + (300 * 10 + 10) + 4 * 10
+    # Dense kernel + bias; BN gamma, beta, moving mean/variance, and its epsilon (a scalar).
+    assert model.count_params() == (784 * 300 + 300) + 4 * 300 + (300 * 10 + 10) + 4 * 10 + 2
+    assert len(model.trainable_weights) == 8
     with pytest.raises(ValueError, match="bn_epsilon needs 1 or 2 values"):
         build_mlp((300,), bn_epsilon=(1e-3, 1e-3, 1e-3))
 
@@ -199,3 +200,49 @@ def test_models_saved_with_a_rescaling_layer_still_report_their_scale(tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     assert input_scale(loaded) == pytest.approx(3 / 255, rel=1e-12)
     assert find_pairs(loaded)[0].fixed_inputs
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_epsilon_weight_gives_stock_outputs_and_is_what_call_reads(training):
+    """Bit for bit the stock layer's outputs; and the traced graph reads the weight (a
+    compiled model serves another epsilon once the weight is reset), not a constant."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(loc=1.5, scale=2.0, size=(64, 6)).astype("float32")
+    ours = trained_like_layer()
+    plain = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9)
+    plain.build((None, 6))
+    plain.set_weights(ours.get_weights()[:4])
+    assert [v.name for v in ours.weights][4:] == ["epsilon"]
+    assert ours.epsilon_weight.trainable is False
+    np.testing.assert_array_equal(ours(x, training=training), plain(x, training=training))
+
+    call = tf_function(ours, training)
+    before = np.asarray(call(x))
+    ours.epsilon_weight.assign(0.5)
+    other = keras.layers.BatchNormalization(epsilon=0.5, momentum=0.9)
+    other.build((None, 6))
+    other.set_weights(ours.get_weights()[:4])
+    after = np.asarray(call(x))
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, other(x, training=training), rtol=1e-6, atol=1e-6)
+    assert ours.epsilon == 1e-3  # the Python attribute is restored after each call
+
+
+def tf_function(layer, training):
+    import tensorflow as tf  # a traced, XLA-compiled call, as fit makes it
+
+    return tf.function(lambda x: layer(x, training=training), jit_compile=True)
+
+
+def test_saved_bn_layers_hold_the_stock_four_variables(tmp_path):
+    model = build_mlp((5,), input_dim=7, bn_epsilon=(1e-4,))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        (tmp_path / "w.h5").write_bytes(archive.read("model.weights.h5"))
+    with h5py.File(tmp_path / "w.h5", "r") as store:
+        groups = [name for name in store["layers"] if "batch_normalization" in name]
+        assert [len(store[f"layers/{name}/vars"].keys()) for name in groups] == [4, 4]
+    loaded = keras.models.load_model(path, safe_mode=True)
+    for name in ("hidden1_bn", "output_bn"):
+        assert loaded.get_layer(name).epsilon_weight.numpy() == np.float32(1e-4)
