@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bnreg import checks
+from keras_bnreg import checks, measures
 
 SOURCES = ("tfds", "bundled", "npz", "idx")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -101,9 +101,7 @@ class Dataset:
             "snr": None if self.snr is None else float(self.snr),
             "noise_sigma": None if self.noise_sigma is None else float(self.noise_sigma),
             # trace(R) / d = the mean eigenvalue of R = E[x x^T] of the training inputs
-            "r_mean_eigenvalue": float(
-                np.mean(np.square(self.x_train, dtype=np.float64)) * self.input_scale**2
-            ),
+            "r_mean_eigenvalue": measures.mean_square(self.x_train) * self.input_scale**2,
             "inputs": "raw pixel values 0..255, scaled inside the model by amplitude / 255",
         }
 

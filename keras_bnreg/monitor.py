@@ -7,6 +7,7 @@ pairs come from `pairs.py`.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import weakref
 
@@ -25,6 +26,23 @@ ELEMENTS_PER_CHUNK = 1 << 24
 # the model lives: a sweep worker trains one model run after run (compiled.py), and a probe
 # built once keeps its traced predict function.
 _PROBES = weakref.WeakKeyDictionary()
+
+
+# Each model's last input moments per fixed-input layer, with what they were computed from:
+# a sweep's next run on the same inputs through the same fixed path (another seed, the
+# same data and input scaling) takes them instead of a pass over every input (74 GFLOP
+# on 60,000 MNIST digits).
+_MOMENTS = weakref.WeakKeyDictionary()
+
+
+def fingerprint(inputs) -> str:
+    """A digest of the arrays' dtypes, shapes and bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in keras.tree.flatten(inputs):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 def probe(model, outputs) -> keras.Model:
@@ -134,13 +152,25 @@ class ModelMeasurer:
             yield keras.tree.map_structure(lambda array, window=window: array[window], self.inputs)
 
     def _input_moments(self, layer):
-        """`(R, E[x])` of what enters `layer` (its patches for a convolution), computed once."""
+        """`(R, E[x])` of what enters `layer` (its patches for a convolution), computed once
+        (and reused from this model's last measurer when computed from the same inputs)."""
         model_inputs = keras.tree.flatten(self.model.inputs)
         direct = len(model_inputs) == 1 and layer.input is model_inputs[0]
         inputs_probe = None if direct else probe(self.model, layer.input)
         per_input = int(np.prod(layer.input.shape[1:]))
         if isinstance(layer, pairs_module.CONV_TYPES):
             per_input *= int(np.prod(layer.kernel_size))
+
+        # what the moments follow from: the inputs, the fixed path's weights, the chunking
+        path_weights = () if direct else inputs_probe.weights
+        source = (
+            fingerprint(self.inputs),
+            tuple(np.asarray(weight).tobytes() for weight in path_weights),
+            self.chunk_size,
+        )
+        last = _MOMENTS.setdefault(self.model, {}).get(layer.name)
+        if last is not None and last[0] == source:
+            return last[1]
 
         def rows():
             for chunk in self._chunks(per_input):
@@ -150,6 +180,8 @@ class ModelMeasurer:
 
         # A Gram matrix: positive semi-definite by construction (see row_moments)
         second, mean, _ = measures.row_moments(rows(), product_dtype=np.float32)
+        second.flags.writeable = mean.flags.writeable = False  # shared with later measurers
+        _MOMENTS[self.model][layer.name] = (source, (second, mean))
         return second, mean
 
     def _streamed_alphas(self, weights):

@@ -95,7 +95,8 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
         base.replace(run_name="b", seed=1, amplitude=3.0, bn_epsilon=(1e-2,)),  # reuses a's
         base.replace(run_name="c", seed=2, amplitude=3.0, bn_momentum=0.9),  # a new model
         base.replace(run_name="d", seed=3, amplitude=4.0, bn_momentum=0.9),  # diverges
-        base.replace(run_name="e", seed=4, amplitude=1.0, bn_momentum=0.9, bn_epsilon=(1e-4,)),
+        # e: d's digits and amplitude, so the monitor reuses the input moments d computed
+        base.replace(run_name="e", seed=4, amplitude=4.0, bn_momentum=0.9, bn_epsilon=(1e-4,)),
         base.replace(run_name="f", seed=5, amplitude=2.0, bn_momentum=0.9),  # Ctrl-C
         base.replace(run_name="g", seed=6, amplitude=6.0, bn_momentum=0.9, bn_epsilon=(1e-5,)),
     ]

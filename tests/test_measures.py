@@ -92,3 +92,13 @@ def test_node_norms_and_table_columns():
 def test_alphas_from_moments_rejects_empty():
     with pytest.raises(ValueError, match="count must be >= 1"):
         measures.alphas_from_moments(0, np.zeros(2), np.zeros(2))
+
+
+def test_mean_square_without_a_float64_copy():
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(500, 28, 28)).astype(np.uint8)
+    exact = float((pixels.astype(np.int64) ** 2).sum()) / pixels.size
+    assert measures.mean_square(pixels) == exact
+    noisy = pixels.astype(np.float32) + rng.normal(size=pixels.shape).astype(np.float32)
+    expected = float(np.mean(np.square(noisy, dtype=np.float64)))
+    assert measures.mean_square(noisy) == pytest.approx(expected, rel=1e-12)

@@ -167,3 +167,25 @@ def test_a_model_measured_again_reuses_its_probes_and_sees_new_weights(small_dat
     for name in ("hidden1", "hidden2", "output"):
         assert not np.allclose(after[name]["alpha"], before[name]["alpha"])
         np.testing.assert_allclose(after[name]["alpha"], fresh[name]["alpha"], rtol=1e-6)
+
+
+def test_input_moments_are_reused_only_for_the_same_inputs_and_fixed_path(small_dataset):
+    """A sweep's next run on the same digits at the same amplitude reuses R; another
+    amplitude (the InputScaling weight) or other digits compute it again, as a fresh
+    model would."""
+    from keras_bnreg.monitor import ModelMeasurer
+
+    model = build_mlp((8,), input_scale=2 / 255, seed=0)
+    x = small_dataset.x_train[:300]
+    first = ModelMeasurer(model, x).moments["hidden1"]
+    assert ModelMeasurer(model, x.copy()).moments["hidden1"][0] is first[0]
+    model.set_weights(build_mlp((8,), input_scale=5 / 255, seed=1).get_weights())
+    rescaled = ModelMeasurer(model, x).moments["hidden1"]
+    fresh = ModelMeasurer(build_mlp((8,), input_scale=5 / 255, seed=1), x).moments["hidden1"]
+    np.testing.assert_array_equal(rescaled[0], fresh[0])
+    assert not np.allclose(rescaled[0], first[0])
+    y = small_dataset.x_train[300:600]
+    other = ModelMeasurer(model, y).moments["hidden1"]
+    assert not np.allclose(other[0], rescaled[0])
+    fresh_other = ModelMeasurer(build_mlp((8,), input_scale=5 / 255), y).moments["hidden1"]
+    np.testing.assert_array_equal(other[0], fresh_other[0])
