@@ -232,6 +232,13 @@ def main(argv=None) -> int:
             f"--data {args.data}: no such file or directory (expected auto, tfds, bundled, a "
             "mnist.npz file or a directory of MNIST IDX files)"
         )
+    from keras_bnreg import quiet
+
+    quiet.tensorflow_start_up()  # the studies import TensorFlow: without its start-up lines
+    import tensorflow as tf
+
+    # the report predicts with one saved model after another: no notes about retracing
+    tf.get_logger().setLevel("ERROR")
     try:
         return run_command(args)
     except (OSError, ValueError) as error:
