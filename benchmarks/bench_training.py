@@ -1,6 +1,7 @@
 """Epoch time of the paper's model: plain Keras fit vs this project's path, monitor on/off.
 
     python benchmarks/bench_training.py [--samples 60000] [--epochs 6] [--repeats 3] [--scaling]
+                                        [--other <another checkout>]
 
 Everything is measured side by side in one benchmark run, configurations interleaved, so
 the ratios are comparable even on a loaded machine; each fit runs in a fresh process, as a
@@ -16,6 +17,9 @@ Configurations:
                      XLA, a whole epoch per compiled call)
   fast + monitor     the same with RegularizationMonitor as a run has it (deeper layers' data
                      pass every 10 epochs and at the last), and with that pass every epoch
+  --other            the other checkout's "fast, no monitor" fit, its own code in its own
+                     fresh process, interleaved with these: does a change make the epoch
+                     slower, measured side by side
 The floor: training FLOPs per epoch (6 x parameters x samples) divided by the GFLOP/s of a
 float32 NumPy matmul of the first layer's shapes (128 x 784 @ 784 x 300), measured here.
 """
@@ -72,9 +76,10 @@ def benchmark_dataset(samples, test_samples):
     return SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test)
 
 
-def run_child(*arguments):
-    """This script with `arguments` in a fresh process; its last stdout line, as JSON."""
-    command = [sys.executable, __file__, *map(str, arguments)]
+def run_child(*arguments, script=__file__):
+    """This script (or another checkout's copy) with `arguments` in a fresh process; its last
+    stdout line, as JSON."""
+    command = [sys.executable, str(script), *map(str, arguments)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -253,6 +258,12 @@ def main(argv=None):
         help="also the scaling table: 10k/30k/60k samples x width 300/1000/3000",
     )
     parser.add_argument("--scaling-only", action="store_true", help="only the scaling table")
+    parser.add_argument(
+        "--other",
+        type=Path,
+        help="another checkout: its 'fast, no monitor' fit joins the interleaved runs, so "
+        "the two paths' epochs are compared in one benchmark run",
+    )
     parser.add_argument("--scaling-point", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--fit-point", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -273,12 +284,26 @@ def main(argv=None):
     gflops = matmul_gflops()
     params = experiment.build_model(fast, args.samples).count_params()
     floor = 6 * params * args.samples / (gflops * 1e9)
-    results = {name: [] for name, _, _ in configurations}
+    # (name, this checkout's configuration index, script that runs it)
+    plan = [(name, index, __file__) for index, (name, _, _) in enumerate(configurations)]
+    if args.other is not None:
+        other_script = args.other.resolve() / "benchmarks" / "bench_training.py"
+        if not other_script.is_file():
+            parser.error(f"--other {args.other}: no benchmarks/bench_training.py there")
+        plan.insert(2, (f"{configurations[1][0]} [other checkout]", 1, other_script))
+    results = {name: [] for name, _, _ in plan}
     for repeat in range(args.repeats):
-        for index, (name, _, _) in enumerate(configurations):  # interleaved: load hits all alike
+        for name, index, script in plan:  # interleaved: load hits all alike
             threads = () if args.threads is None else ("--threads", args.threads)
             epochs = run_child(
-                "--fit-point", index, "--samples", args.samples, "--epochs", args.epochs, *threads
+                "--fit-point",
+                index,
+                "--samples",
+                args.samples,
+                "--epochs",
+                args.epochs,
+                *threads,
+                script=script,
             )
             results[name].extend(epochs)
             print(
@@ -298,13 +323,14 @@ def main(argv=None):
     print(
         f"\nmachine: {os.cpu_count()} cores, {cpu}; data: {source}; batch 128; "
         f"epochs 2..{args.epochs} timed x {args.repeats} repeats per configuration"
+        + (f"; other checkout: {args.other.resolve()}" if args.other is not None else "")
     )
     print(
         f"floor: {6 * params * args.samples / 1e9:.1f} GFLOP per epoch at {gflops:.0f} GFLOP/s"
         f" (float32 matmul 128x784 @ 784x300) = {floor:.3f} s"
     )
     stats = {}
-    for name, _, _ in configurations:
+    for name, _, _ in plan:
         for kind, keep in (
             ("", lambda e: True),
             (" [light]", lambda e: not e[2]),
@@ -348,6 +374,13 @@ def main(argv=None):
         f"{deep / off_s:+.1%} on a deep epoch, {amortised:+.1%} over a default {every}-epoch "
         f"run, {stats[configurations[3][0]][3] / off_s:+.1%} with deep every epoch"
     )
+    if args.other is not None:
+        other_s, other_best = stats[plan[2][0]][:2]
+        print(
+            f"this checkout / other checkout (fast, no monitor): {off_s / other_s:.2f}x "
+            f"(medians), {off_best / other_best:.2f}x (fastest epochs); the other's epoch vs "
+            f"floor: {other_s / floor:.2f}x (median), {other_best / floor:.2f}x (fastest)"
+        )
     if args.scaling:
         scaling_table()
 
