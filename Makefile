@@ -23,7 +23,7 @@ train: venv
 	$(PY) train.py --amplitude 4
 
 test: venv
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n 2
 
 test-slow: venv
 	$(PY) -m pytest -m slow
