@@ -20,11 +20,10 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_train_cli import interleaved  # this folder is first on sys.path
 
 
 def one_sweep(checkout: Path, out: Path, flags: list[str]) -> dict:
@@ -49,20 +48,15 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("flags", nargs="*", default=["--jobs", "2", "--data", "bundled"])
     args = parser.parse_args(argv)
-    checkouts = {"this": ROOT, "other": args.other.resolve()}
-    measured = {name: [] for name in checkouts}
-    with tempfile.TemporaryDirectory(prefix="bench_reproduce_cli_") as tmp:
-        for repeat in range(args.repeats):
-            order = list(checkouts) if repeat % 2 == 0 else list(checkouts)[::-1]
-            for name in order:
-                result = one_sweep(checkouts[name], Path(tmp) / f"{name}{repeat}", args.flags)
-                measured[name].append(result)
-                print(
-                    f"{name} ({checkouts[name]}): {result['wall']:.1f} s, "
-                    f"{result['completed']}/{result['runs']} runs completed, "
-                    f"{result['wall'] / max(result['runs'], 1):.2f} s per run",
-                    flush=True,
-                )
+    measured = interleaved(
+        args.other,
+        args.repeats,
+        lambda checkout, out: one_sweep(checkout, out, args.flags),
+        lambda result: (
+            f"{result['wall']:.1f} s, {result['completed']}/{result['runs']} runs "
+            f"completed, {result['wall'] / max(result['runs'], 1):.2f} s per run"
+        ),
+    )
     wall = {name: statistics.median(r["wall"] for r in runs) for name, runs in measured.items()}
     per_run = {
         name: statistics.median(r["wall"] / max(r["runs"], 1) for r in runs)

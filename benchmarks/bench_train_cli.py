@@ -39,24 +39,37 @@ def one_run(checkout: Path, out: Path, flags: list[str]) -> dict:
     return {"wall": wall, "test_accuracy": final["test_accuracy"], "alpha": final["alpha_mean"]}
 
 
+def interleaved(other: Path, repeats: int, run, describe) -> dict:
+    """`run(checkout, out_dir)` in this checkout and `other`, `repeats` times, alternating
+    which goes first, each into a fresh folder of one temporary directory; prints
+    `describe(result)` as each ends. Returns {"this": [results], "other": [results]}."""
+    checkouts = {"this": ROOT, "other": other.resolve()}
+    measured = {name: [] for name in checkouts}
+    with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
+        for repeat in range(repeats):
+            order = list(checkouts) if repeat % 2 == 0 else list(checkouts)[::-1]
+            for name in order:
+                result = run(checkouts[name], Path(tmp) / f"{name}{repeat}")
+                measured[name].append(result)
+                print(f"{name} ({checkouts[name]}): {describe(result)}", flush=True)
+    return measured
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--other", required=True, type=Path, help="another checkout")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("flags", nargs="*", default=["--amplitude", "4", "--data", "bundled"])
     args = parser.parse_args(argv)
-    checkouts = {"this": ROOT, "other": args.other.resolve()}
-    measured = {name: [] for name in checkouts}
-    with tempfile.TemporaryDirectory(prefix="bench_train_cli_") as tmp:
-        for repeat in range(args.repeats):
-            order = list(checkouts) if repeat % 2 == 0 else list(checkouts)[::-1]
-            for name in order:
-                result = one_run(checkouts[name], Path(tmp) / f"{name}{repeat}", args.flags)
-                measured[name].append(result)
-                print(
-                    f"{name} ({checkouts[name]}): {result['wall']:.2f} s, test accuracy "
-                    f"{result['test_accuracy']:.4f}, alpha {result['alpha']:.3f}"
-                )
+    measured = interleaved(
+        args.other,
+        args.repeats,
+        lambda checkout, out: one_run(checkout, out, args.flags),
+        lambda result: (
+            f"{result['wall']:.2f} s, test accuracy "
+            f"{result['test_accuracy']:.4f}, alpha {result['alpha']:.3f}"
+        ),
+    )
     medians = {name: statistics.median(r["wall"] for r in runs) for name, runs in measured.items()}
     print(
         f"median wall: this {medians['this']:.2f} s, other {medians['other']:.2f} s; "
