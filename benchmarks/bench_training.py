@@ -275,6 +275,10 @@ def main(argv=None):
         return scaling_table()
     if args.samples < 128 or args.epochs < 2 or args.repeats < 1:
         parser.error("need --samples >= 128, --epochs >= 2, --repeats >= 1")
+    if args.other is not None:  # checked before the minutes of set-up below
+        other_script = args.other.resolve() / "benchmarks" / "bench_training.py"
+        if not other_script.is_file():
+            parser.error(f"--other {args.other}: no benchmarks/bench_training.py there")
 
     from keras_bnreg import experiment
 
@@ -287,9 +291,6 @@ def main(argv=None):
     # (name, this checkout's configuration index, script that runs it)
     plan = [(name, index, __file__) for index, (name, _, _) in enumerate(configurations)]
     if args.other is not None:
-        other_script = args.other.resolve() / "benchmarks" / "bench_training.py"
-        if not other_script.is_file():
-            parser.error(f"--other {args.other}: no benchmarks/bench_training.py there")
         plan.insert(2, (f"{configurations[1][0]} [other checkout]", 1, other_script))
     results = {name: [] for name, _, _ in plan}
     for repeat in range(args.repeats):
