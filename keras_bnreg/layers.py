@@ -160,4 +160,5 @@ class InspectableBatchNormalization(keras.layers.BatchNormalization):
 
 
 def _numpy(value):
-    return np.asarray(ops.convert_to_numpy(value), dtype=np.float64)
+    # through a tensor: NumPy 2 warns about a TensorFlow variable's own `__array__`
+    return np.asarray(ops.convert_to_numpy(ops.copy(value)), dtype=np.float64)

@@ -14,6 +14,18 @@ and the inputs `x` that enter that layer:
 A convolution is the same with one "node" per output channel c: `w_c` is the kernel's
 slice (kh, kw, cin) flattened, `x` runs over every input patch at every position of every
 input (what BN's statistics average over), so `alpha_c = sqrt(E_p[(w_c . p)^2])`.
+
+The effective step: with BN right after the layer, the loss ignores the scale of `w_j`, so
+what training changes is its direction (van Laarhoven 2017; Hoffer et al. 2018; Li & Arora
+2020). Per node and epoch:
+
+- angular_update: the angle (radians) between `w_j` at the start and at the end of the epoch.
+- effective_lr: the step size the optimizer applies to the direction. For SGD the closed form
+  `lr / ((1 - momentum) ||w_j||^2)` (`||w_j||` at the end of the epoch; momentum's
+  steady-state factor `1 / (1 - momentum)`, 1 without momentum); for adaptive optimizers
+  (Adam, RMSprop, ...) there is none, and it is the measured angular update per step,
+  `angular_update / steps` (a lower bound on the mean angle of a step, since steps need not
+  turn the same way).
 """
 
 from __future__ import annotations
@@ -36,9 +48,21 @@ NODE_COLUMNS = (
     "beta",
     "moving_mean",
     "moving_variance",
+    "angular_update",
+    "effective_lr",
 )
 # Per-node columns whose mean over nodes goes into the per-epoch history.
-HISTORY_MEANS = ("l1", "l2", "l1_bn", "l2_bn", "alpha", "alpha_centered", "alpha_moving")
+HISTORY_MEANS = (
+    "l1",
+    "l2",
+    "l1_bn",
+    "l2_bn",
+    "alpha",
+    "alpha_centered",
+    "alpha_moving",
+    "angular_update",
+    "effective_lr",
+)
 # Per-node columns whose spread over nodes also goes into the history.
 HISTORY_STDS = ("alpha",)
 
@@ -108,8 +132,8 @@ def mean_square(x) -> float:
     return sum(float(np.square(chunk, dtype=np.float64).sum()) for chunk in chunks) / x.size
 
 
-def row_moments(chunks, product_dtype=np.float64):
-    """`R = E[x x^T]`, `E[x]` and the count over the rows of 2-D chunks (float64 sums).
+class RowMoments:
+    """Running sums for `R = E[x x^T]`, `E[x]` and the count over rows added chunk by chunk.
 
     Each chunk's `x^T x` is computed in `product_dtype` and added to float64 sums; `R` is
     returned exactly symmetric. float32 products are twice as fast (the monitor's set-up
@@ -117,6 +141,32 @@ def row_moments(chunks, product_dtype=np.float64):
     matrix then may show eigenvalues of -1e-7 times its norm, which
     `regularization_rate`'s check (exact to 1e-10) would refuse although `w^T R w` is as
     exact.
+    """
+
+    def __init__(self, product_dtype=np.float64):
+        self.product_dtype = product_dtype
+        self.second = self.total = None
+        self.count = 0
+
+    def add(self, rows) -> None:
+        """Add the rows of a 2-D array (rows, d)."""
+        rows = np.asarray(rows, dtype=self.product_dtype)
+        if self.second is None:
+            self.second, self.total = np.zeros((rows.shape[1],) * 2), np.zeros(rows.shape[1])
+        self.second += rows.T @ rows
+        self.total += rows.sum(axis=0, dtype=np.float64)
+        self.count += len(rows)
+
+    def result(self):
+        """`(second_moment, mean, count)` with shapes (d, d), (d,) and an int."""
+        if self.count == 0:
+            raise ValueError("row_moments needs at least one row. Received: none")
+        second = (self.second + self.second.T) / 2
+        return second / self.count, self.total / self.count, self.count
+
+
+def row_moments(chunks, product_dtype=np.float64):
+    """`R = E[x x^T]`, `E[x]` and the count over the rows of 2-D chunks (`RowMoments`).
 
     Args:
         chunks: an iterable of arrays of shape (rows, d), e.g. an input streamed in chunks
@@ -126,19 +176,28 @@ def row_moments(chunks, product_dtype=np.float64):
     Returns:
         `(second_moment, mean, count)` with shapes (d, d), (d,) and an int.
     """
-    second = total = None
-    count = 0
+    moments = RowMoments(product_dtype)
     for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=product_dtype)
-        if second is None:
-            second, total = np.zeros((chunk.shape[1],) * 2), np.zeros(chunk.shape[1])
-        second += chunk.T @ chunk
-        total += chunk.sum(axis=0, dtype=np.float64)
-        count += len(chunk)
-    if count == 0:
-        raise ValueError("row_moments needs at least one row. Received: none")
-    second = (second + second.T) / 2
-    return second / count, total / count, count
+        moments.add(chunk)
+    return moments.result()
+
+
+class ProjectionMoments:
+    """Running float64 sums of `z` and `z^2` per node over rows of projections `z = x @ w`
+    added chunk by chunk; `alphas()` gives `alphas_from_moments` of them."""
+
+    def __init__(self):
+        self.count, self.sum_z, self.sum_z2 = 0, 0.0, 0.0
+
+    def add(self, projections) -> None:
+        """Add the rows of a 2-D array (rows, nodes) of projections."""
+        z = np.asarray(projections, dtype=np.float64)
+        self.count += z.shape[0]
+        self.sum_z = self.sum_z + z.sum(axis=0)
+        self.sum_z2 = self.sum_z2 + np.einsum("ij,ij->j", z, z)
+
+    def alphas(self):
+        return alphas_from_moments(self.count, self.sum_z, self.sum_z2)
 
 
 def input_moments(inputs, chunk_size=8192):
@@ -271,15 +330,77 @@ def node_norms(kernel):
     return np.abs(kernel).sum(axis=0), np.sqrt((kernel**2).sum(axis=0))
 
 
+def angular_update(start, end):
+    """Angle (radians) between each node's weight vector at `start` and at `end`.
+
+    `2 atan2(||u0 - u1||, ||u0 + u1||)` with the unit vectors `u = w / ||w||`: exact for
+    tiny angles, where `arccos(u0 . u1)` loses half its digits. NaN for a zero vector.
+
+    Args:
+        start, end: kernels of the same shape, (d, nodes) or a convolution's.
+    """
+    units = []
+    for kernel in (start, end):
+        columns = kernel_columns(kernel)
+        norms = np.sqrt((columns**2).sum(axis=0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            units.append(columns / np.where(norms > 0, norms, np.nan))
+    difference = np.sqrt(((units[0] - units[1]) ** 2).sum(axis=0))
+    total = np.sqrt(((units[0] + units[1]) ** 2).sum(axis=0))
+    return 2 * np.arctan2(difference, total)
+
+
+def sgd_effective_lr(learning_rate, kernel, momentum=0.0):
+    """SGD's step on each node's direction: `lr / ((1 - momentum) ||w_j||^2)`.
+
+    With BN after the layer, the gradient is orthogonal to `w_j` and scales as
+    `1 / ||w_j||`, so one step turns `w_j` by `atan(lr ||g_j|| / ||w_j||)`, i.e. by
+    `lr / ||w_j||^2` times the gradient with respect to the direction; momentum `m`
+    multiplies the steady-state step by `1 / (1 - m)`.
+    """
+    columns = kernel_columns(kernel)
+    with np.errstate(divide="ignore"):
+        return learning_rate / ((1.0 - momentum) * (columns**2).sum(axis=0))
+
+
+def effective_step(start, end, steps, sgd=None):
+    """`{"angular_update", "effective_lr"}` per node over an epoch (see the module's notes).
+
+    Args:
+        start, end: the layer's kernel at the start and at the end of the epoch.
+        steps: optimizer steps taken in between.
+        sgd: `(learning_rate, momentum)` for SGD (the closed form); None for an adaptive
+            optimizer (the measured angular update per step).
+    """
+    angle = angular_update(start, end)
+    if sgd is not None:
+        effective = sgd_effective_lr(sgd[0], end, sgd[1])
+    else:
+        effective = angle / steps if steps > 0 else np.full_like(angle, np.nan)
+    return {"angular_update": angle, "effective_lr": np.asarray(effective, dtype=np.float64)}
+
+
 def node_table(
-    kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon, alpha, alpha_centered
+    kernel,
+    bias,
+    gamma,
+    beta,
+    moving_mean,
+    moving_variance,
+    epsilon,
+    alpha,
+    alpha_centered,
+    step=None,
 ):
     """All per-node columns of NODE_COLUMNS for one Dense+BN pair, as float64 arrays.
 
     A convolution kernel (kh, kw, cin, cout) is read as one column per output channel
     (`kernel_columns`): its norms and BN folding are per channel, like a Dense node's.
+    `step`: `effective_step`'s columns over the epoch (None: NaN, e.g. a single measurement).
     """
     kernel = kernel_columns(kernel)
+    nan = np.full(kernel.shape[1], np.nan)
+    step = step or {"angular_update": nan, "effective_lr": nan}
     w_bn, _ = fold_batchnorm(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon)
     l1, l2 = node_norms(kernel)
     l1_bn, l2_bn = node_norms(w_bn)
@@ -295,6 +416,8 @@ def node_table(
         "beta": np.asarray(beta, dtype=np.float64),
         "moving_mean": np.asarray(moving_mean, dtype=np.float64),
         "moving_variance": np.asarray(moving_variance, dtype=np.float64),
+        "angular_update": np.asarray(step["angular_update"], dtype=np.float64),
+        "effective_lr": np.asarray(step["effective_lr"], dtype=np.float64),
     }
 
 

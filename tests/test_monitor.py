@@ -8,43 +8,69 @@ from keras_bnreg import RegularizationMonitor, build_mlp, dense_bn_pairs, measur
 from keras_bnreg.theory.forms import regularization_rate
 
 
+class Snapshots(keras.callbacks.Callback):
+    """Every Dense kernel at the start of each epoch, and the optimizer's step count."""
+
+    def on_train_begin(self, logs=None):
+        self.starts = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        kernels = {
+            layer.name: np.asarray(layer.kernel, dtype=np.float64)
+            for layer in self.model.layers
+            if isinstance(layer, keras.layers.Dense)
+        }
+        self.starts.append((kernels, int(self.model.optimizer.iterations)))
+
+
 @pytest.fixture(scope="module")
 def trained(small_dataset):
     keras.utils.set_random_seed(0)
     model = build_mlp((24, 12), bn_epsilon=(1e-3, 1e-2, 1e-1), seed=0)
     model.compile(keras.optimizers.Adam(0.1), "categorical_crossentropy")
     monitor = RegularizationMonitor(small_dataset.x_train, every=2, chunk_size=77, deep_every=1)
+    snapshots = Snapshots()
     history = model.fit(
         small_dataset.x_train,
         keras.utils.to_categorical(small_dataset.y_train, 10),
         epochs=3,
         batch_size=128,
         verbose=0,
-        callbacks=[monitor],
+        callbacks=[snapshots, monitor],
     )
-    return model, monitor, history
+    return model, monitor, history, snapshots
 
 
 def direct_inputs(model, x):
     """The real activations that enter each Dense layer, from Keras in inference mode."""
     pairs = dense_bn_pairs(model)
     probe = keras.Model(model.inputs[0], [p.dense.input for p in pairs])
-    return dict(zip([p.name for p in pairs], [a.numpy().astype(np.float64) for a in probe(x)]))
+    return dict(zip([p.name for p in pairs], [np.asarray(a, np.float64) for a in probe(x)]))
+
+
+def direct_angle(start, end):
+    """The angle between each column of two kernels, by arccos of the cosine."""
+    cosine = (start * end).sum(0) / np.linalg.norm(start, axis=0) / np.linalg.norm(end, axis=0)
+    return np.arccos(np.clip(cosine, -1, 1))
 
 
 def test_every_column_equals_direct_numpy(trained, small_dataset):
-    model, monitor, _ = trained
+    model, monitor, _, snapshots = trained
     inputs = direct_inputs(model, small_dataset.x_train)
+    start, start_step = snapshots.starts[-1]  # the last epoch's start
+    steps = int(model.optimizer.iterations) - start_step
+    assert steps == 5  # 600 inputs, batches of 128
     assert list(monitor.latest) == ["hidden1", "hidden2", "output"]
     for pair in dense_bn_pairs(model):
         table = monitor.latest[pair.name]
         x = inputs[pair.name]
-        kernel = pair.dense.kernel.numpy().astype(np.float64)
-        bias = pair.dense.bias.numpy().astype(np.float64)
-        gamma, beta = pair.bn.gamma.numpy(), pair.bn.beta.numpy()
-        mean, var = pair.bn.moving_mean.numpy(), pair.bn.moving_variance.numpy()
+        kernel = np.asarray(pair.dense.kernel, np.float64)
+        bias = np.asarray(pair.dense.bias, np.float64)
+        gamma, beta = np.asarray(pair.bn.gamma), np.asarray(pair.bn.beta)
+        mean, var = np.asarray(pair.bn.moving_mean), np.asarray(pair.bn.moving_variance)
         z = x @ kernel
         scale = gamma / np.sqrt(var + pair.bn.epsilon)
+        angle = direct_angle(start[pair.name], kernel)
         expected = {
             "alpha": np.sqrt((z**2).mean(0)),
             "alpha_centered": np.sqrt(
@@ -59,6 +85,8 @@ def test_every_column_equals_direct_numpy(trained, small_dataset):
             "beta": beta,
             "moving_mean": mean,
             "moving_variance": var,
+            "angular_update": angle,
+            "effective_lr": angle / steps,  # Adam: the measured angle per step
         }
         assert set(table) == set(expected)
         for column, value in expected.items():
@@ -68,8 +96,8 @@ def test_every_column_equals_direct_numpy(trained, small_dataset):
 
 
 def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
-    model, monitor, _ = trained
-    kernel = model.get_layer("hidden1").kernel.numpy().astype(np.float64)
+    model, monitor, _, _ = trained
+    kernel = np.asarray(model.get_layer("hidden1").kernel, np.float64)
     x = small_dataset.x_train.astype(np.float64)
     np.testing.assert_allclose(
         monitor.latest["hidden1"]["alpha"],
@@ -79,7 +107,7 @@ def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
 
 
 def test_logs_and_schedule(trained):
-    _, monitor, history = trained
+    _, monitor, history, _ = trained
     # every=2 over 3 epochs: epochs 2 and 3 (the last) are measured, epoch 1 is not.
     assert [record["epoch"] for record in monitor.records] == [2, 3]
     assert len(history.history["alpha_mean"]) == 2
@@ -91,7 +119,7 @@ def test_logs_and_schedule(trained):
 
 
 def test_measure_does_not_change_the_model(trained, small_dataset):
-    model, monitor, _ = trained
+    model, monitor, _, _ = trained
     before = [w.copy() for w in model.get_weights()]
     first = monitor.measure()
     second = monitor.measure()
@@ -101,7 +129,7 @@ def test_measure_does_not_change_the_model(trained, small_dataset):
 
 
 def test_deep_schedule_skips_only_the_deeper_data_alphas(trained):
-    _, monitor, _ = trained
+    _, monitor, _, _ = trained
     full = monitor.measure(deep=True)
     light = monitor.measure(deep=False)
     for column in full["hidden1"]:
@@ -153,16 +181,16 @@ def test_rejects_bad_schedule():
 def test_a_model_measured_again_reuses_its_probes_and_sees_new_weights(small_dataset):
     """A sweep worker measures one model run after run: the probes (and their traced
     predict functions) are built once, and each measurement reads the current weights."""
+    from keras_bnreg import measurer as measurer_module
     from keras_bnreg.monitor import ModelMeasurer
 
     model = build_mlp((8, 6), input_scale=2 / 255, seed=0)
     x = small_dataset.x_train[:300]
-    first = ModelMeasurer(model, x)
-    before = first.measure()
+    before = ModelMeasurer(model, x).measure()
+    probes = dict(measurer_module._PROBES[model])
     model.set_weights(build_mlp((8, 6), input_scale=5 / 255, seed=1).get_weights())
-    second = ModelMeasurer(model, x)
-    assert second._probe is first._probe
-    after = second.measure()
+    after = ModelMeasurer(model, x).measure()
+    assert measurer_module._PROBES[model] == probes  # the same probes, none built again
     fresh = ModelMeasurer(build_mlp((8, 6), input_scale=5 / 255, seed=1), x).measure()
     for name in ("hidden1", "hidden2", "output"):
         assert not np.allclose(after[name]["alpha"], before[name]["alpha"])
@@ -175,17 +203,23 @@ def test_input_moments_are_reused_only_for_the_same_inputs_and_fixed_path(small_
     model would."""
     from keras_bnreg.monitor import ModelMeasurer
 
+    def moments(model, x):
+        measurer = ModelMeasurer(model, x)
+        measurer.measure(deep=False)
+        return measurer.moments["hidden1"]
+
     model = build_mlp((8,), input_scale=2 / 255, seed=0)
     x = small_dataset.x_train[:300]
-    first = ModelMeasurer(model, x).moments["hidden1"]
-    assert ModelMeasurer(model, x.copy()).moments["hidden1"][0] is first[0]
+    first = moments(model, x)
+    assert ModelMeasurer(model, x.copy()).moments["hidden1"][0] is first[0]  # no pass
     model.set_weights(build_mlp((8,), input_scale=5 / 255, seed=1).get_weights())
-    rescaled = ModelMeasurer(model, x).moments["hidden1"]
-    fresh = ModelMeasurer(build_mlp((8,), input_scale=5 / 255, seed=1), x).moments["hidden1"]
+    assert "hidden1" not in ModelMeasurer(model, x).moments  # another scaling: a new pass
+    rescaled = moments(model, x)
+    fresh = moments(build_mlp((8,), input_scale=5 / 255, seed=1), x)
     np.testing.assert_array_equal(rescaled[0], fresh[0])
     assert not np.allclose(rescaled[0], first[0])
     y = small_dataset.x_train[300:600]
-    other = ModelMeasurer(model, y).moments["hidden1"]
+    other = moments(model, y)
     assert not np.allclose(other[0], rescaled[0])
-    fresh_other = ModelMeasurer(build_mlp((8,), input_scale=5 / 255), y).moments["hidden1"]
+    fresh_other = moments(build_mlp((8,), input_scale=5 / 255), y)
     np.testing.assert_array_equal(other[0], fresh_other[0])

@@ -162,19 +162,25 @@ def test_sequential_without_input_in_fit():
     assert_tables_match(model, monitor.latest, VECTORS, ["hidden1", "output"])
 
 
+@keras.saving.register_keras_serializable(package="test_pairs")
 class Subclassed(keras.Model):
-    def __init__(self):
-        super().__init__()
-        self.body = keras.Sequential([keras.Input((20,)), *mlp_layers()])
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.body = keras.Sequential([keras.Input((20,)), *mlp_layers()], name="body")
 
     def call(self, inputs):
         return self.body(inputs)
 
 
-def test_subclassed_model_warns_and_measures_only_what_it_can():
+def subclassed():
     model = Subclassed()
     model(VECTORS[:2])
     randomize_batchnorm(model.body)
+    return model
+
+
+def test_subclassed_model_warns_and_measures_only_what_it_can():
+    model = subclassed()
     with pytest.warns(UserWarning, match="is subclassed: Keras keeps no layer graph") as caught:
         tables = measure_model(model, VECTORS)
     assert len([w for w in caught if issubclass(w.category, UserWarning)]) == 1
@@ -235,7 +241,7 @@ def unmeasurable(kind):
         ("activation inside", "applies activation 'relu' itself"),
         ("activation between", "an activation or other layer sits between 'bad' and BN"),
         ("feeds others", "'bad' also feeds add"),
-        ("shared", "a later call of a shared layer \\(called more than once: \\['bad'\\]\\)"),
+        ("shared", "its input layer 'bad': it is shared \\(called 2 times\\)"),
         ("other axis", "normalises axis 1, not 'bad''s channel axis 2"),
     ],
 )
@@ -275,12 +281,18 @@ def test_primary_layer_is_decided_in_one_place():
     assert pairs.primary(pairs.find_pairs(cnn("same", 1))).name == "conv1"
 
 
-def test_pairs_inside_a_nested_sub_model_keep_their_weights_columns():
+def nested():
     block = keras.Sequential([keras.Input((20,)), *mlp_layers()], name="block")
     inputs = keras.Input((20,))
     model = keras.Model(inputs, block(inputs))
     randomize_batchnorm(block)
-    with pytest.warns(UserWarning, match=r"holds sub-models: their pairs \['hidden1', 'output'\]"):
+    return model, block
+
+
+def test_pairs_inside_a_nested_sub_model_keep_their_weights_columns():
+    model, block = nested()
+    match = r"holds sub-models: their pairs \['block/hidden1', 'block/output'\]"
+    with pytest.warns(UserWarning, match=match):
         tables = measure_model(model, VECTORS)
     expected = expected_columns(
         block, block.get_layer("output"), block.get_layer("output_bn"), VECTORS
@@ -314,3 +326,103 @@ def test_input_scaling_keeps_the_first_layer_on_fixed_inputs():
     x = keras.layers.Dense(4, name="hidden1")(x)
     x = InspectableBatchNormalization(name="hidden1_bn")(x)
     assert [pair.fixed_inputs for pair in pairs.find_pairs(keras.Model(inputs, x))] == [False]
+
+
+def sequential(*layers):
+    return randomize_batchnorm(keras.Sequential([keras.Input((20,)), *layers]))
+
+
+def functional_mlp():
+    inputs = keras.Input((20,))
+    x = inputs
+    for layer in mlp_layers(InspectableBatchNormalization):
+        x = layer(x)
+    return randomize_batchnorm(keras.Model(inputs, x))
+
+
+def conv1d(padding="same", dilation=1):
+    inputs = keras.Input((20, 1))
+    x = keras.layers.Rescaling(0.01)(inputs)
+    x = keras.layers.Conv1D(3, 4, padding=padding, dilation_rate=dilation, name="conv")(x)
+    return randomize_batchnorm(keras.Model(inputs, keras.layers.BatchNormalization()(x)))
+
+
+def sequential_built_without_input():
+    model = keras.Sequential(mlp_layers())
+    model.build((None, 20))
+    return randomize_batchnorm(model)
+
+
+def input_scaling_mlp():
+    from keras_bnreg import build_mlp
+
+    return randomize_batchnorm(build_mlp((6,), input_dim=20, input_scale=4 / 255))
+
+
+def two_branches():
+    inputs = keras.Input((20,))
+    left = keras.layers.BatchNormalization(name="bn_a")(keras.layers.Dense(3, name="a")(inputs))
+    right = keras.layers.BatchNormalization(name="bn_b")(keras.layers.Dense(4, name="b")(inputs))
+    return randomize_batchnorm(keras.Model(inputs, keras.layers.Concatenate()([right, left])))
+
+
+# Every kind of model these tests build, with the inputs it takes.
+MODEL_KINDS = {
+    "cnn same stride 2": lambda: (cnn("same", 2), IMAGES),
+    "cnn valid dilated, InspectableBN": lambda: (
+        cnn("valid", 1, 2, InspectableBatchNormalization),
+        IMAGES,
+    ),
+    "cnn valid stride 3": lambda: (cnn("valid", 3), IMAGES),
+    "conv1d with rescaling": lambda: (conv1d(), VECTORS[:, :, None]),
+    "causal conv1d": lambda: (conv1d("causal", 2), VECTORS[:, :, None]),
+    "functional with rescaling": lambda: (functional_mlp(), VECTORS),
+    "sequential with BN": lambda: (sequential(*mlp_layers()), VECTORS),
+    "sequential built without Input": lambda: (sequential_built_without_input(), VECTORS),
+    "sequential without BN": lambda: (
+        sequential(
+            keras.layers.Dense(8, name="hidden1"),
+            keras.layers.ReLU(),
+            keras.layers.Dense(6, name="output"),
+        ),
+        VECTORS,
+    ),
+    "sequential Dense->Dense": lambda: (
+        sequential(keras.layers.Dense(8, name="a"), keras.layers.Dense(6, name="b")),
+        VECTORS,
+    ),
+    "subclassed": lambda: (subclassed(), VECTORS),
+    "two branches": lambda: (two_branches(), VECTORS),
+    "nested sub-model": lambda: (nested()[0], VECTORS),
+    "input scaling": lambda: (input_scaling_mlp(), VECTORS),
+    **{
+        f"unmeasurable: {kind}": (lambda kind=kind: (unmeasurable(kind), VECTORS))
+        for kind in ("activation inside", "activation between", "feeds others", "shared")
+    },
+}
+
+
+def measured_with_warnings(model, x):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = measure_model(model, x)
+    return tables, sorted({str(w.message) for w in caught if w.category is UserWarning})
+
+
+@pytest.mark.parametrize("kind", list(MODEL_KINDS))
+def test_a_loaded_model_measures_like_the_built_one(kind, tmp_path):
+    """Loading rebuilds a Sequential several times (each layer then has several calls, in
+    graphs the model no longer uses): the pairs come from the model's own graph."""
+    model, x = MODEL_KINDS[kind]()
+    built, built_warnings = measured_with_warnings(model, x)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    tables, loaded_warnings = measured_with_warnings(loaded, x)
+    assert list(tables) == list(built) and built
+    assert loaded_warnings == built_warnings
+    for name, table in built.items():
+        assert list(tables[name]) == list(table)
+        for column, values in table.items():
+            np.testing.assert_allclose(
+                tables[name][column], values, rtol=1e-6, err_msg=f"{kind}: {name}.{column}"
+            )

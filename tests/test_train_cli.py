@@ -78,6 +78,8 @@ def test_end_to_end_outputs(finished):
         "alpha_std",
         "alpha_centered_mean",
         "alpha_moving_mean",
+        "angular_update_mean",
+        "effective_lr_mean",
         "hidden2_l2_mean",
         "output_alpha_moving_mean",
     )
@@ -101,7 +103,10 @@ def test_end_to_end_outputs(finished):
         "beta",
         "moving_mean",
         "moving_variance",
+        "angular_update",
+        "effective_lr",
     ]
+    assert all(float(row["angular_update"]) > 0 for row in nodes)  # the last epoch's turn
     assert len(read_rows(run / "nodes_hidden2.csv")) == 16
     assert len(read_rows(run / "nodes_output.csv")) == 10
     summary = json.loads((run / "summary.json").read_text())
