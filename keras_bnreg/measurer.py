@@ -51,12 +51,22 @@ def fingerprint(inputs) -> str:
 
 
 def probe(model, outputs) -> keras.Model:
-    """`keras.Model(model.inputs, outputs)`, built once per model and outputs."""
+    """`keras.Model(<the model's inputs>, outputs)`, built once per model and outputs."""
     probes = _PROBES.setdefault(model, {})
     key = tuple(id(tensor) for tensor in keras.tree.flatten(outputs))
     if key not in probes:
-        probes[key] = keras.Model(model.inputs, outputs)
+        probes[key] = keras.Model(_input_structure(model), outputs)
     return probes[key]
+
+
+def _input_structure(model):
+    """The model's inputs as it takes them: a tensor, a list or a dict (a probe built on
+    another structure would warn at every call under PyTorch)."""
+    try:
+        return model.input  # a functional model's, as built
+    except AttributeError:  # a Sequential's single input
+        inputs = keras.tree.flatten(model.inputs)
+        return inputs[0] if len(inputs) == 1 else inputs
 
 
 @contextlib.contextmanager

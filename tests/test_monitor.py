@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from test_pairs import numpy
 
 from keras_bnreg import RegularizationMonitor, build_mlp, dense_bn_pairs, measures
 from keras_bnreg.theory.forms import regularization_rate
@@ -16,7 +17,7 @@ class Snapshots(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         kernels = {
-            layer.name: np.asarray(layer.kernel, dtype=np.float64)
+            layer.name: numpy(layer.kernel)
             for layer in self.model.layers
             if isinstance(layer, keras.layers.Dense)
         }
@@ -45,7 +46,7 @@ def direct_inputs(model, x):
     """The real activations that enter each Dense layer, from Keras in inference mode."""
     pairs = dense_bn_pairs(model)
     probe = keras.Model(model.inputs[0], [p.dense.input for p in pairs])
-    return dict(zip([p.name for p in pairs], [np.asarray(a, np.float64) for a in probe(x)]))
+    return dict(zip([p.name for p in pairs], [numpy(a) for a in probe(x)]))
 
 
 def direct_angle(start, end):
@@ -64,10 +65,9 @@ def test_every_column_equals_direct_numpy(trained, small_dataset):
     for pair in dense_bn_pairs(model):
         table = monitor.latest[pair.name]
         x = inputs[pair.name]
-        kernel = np.asarray(pair.dense.kernel, np.float64)
-        bias = np.asarray(pair.dense.bias, np.float64)
-        gamma, beta = np.asarray(pair.bn.gamma), np.asarray(pair.bn.beta)
-        mean, var = np.asarray(pair.bn.moving_mean), np.asarray(pair.bn.moving_variance)
+        kernel, bias = numpy(pair.dense.kernel), numpy(pair.dense.bias)
+        gamma, beta = numpy(pair.bn.gamma), numpy(pair.bn.beta)
+        mean, var = numpy(pair.bn.moving_mean), numpy(pair.bn.moving_variance)
         z = x @ kernel
         scale = gamma / np.sqrt(var + pair.bn.epsilon)
         angle = direct_angle(start[pair.name], kernel)
@@ -97,7 +97,7 @@ def test_every_column_equals_direct_numpy(trained, small_dataset):
 
 def test_first_layer_alpha_uses_the_raw_inputs(trained, small_dataset):
     model, monitor, _, _ = trained
-    kernel = np.asarray(model.get_layer("hidden1").kernel, np.float64)
+    kernel = numpy(model.get_layer("hidden1").kernel)
     x = small_dataset.x_train.astype(np.float64)
     np.testing.assert_allclose(
         monitor.latest["hidden1"]["alpha"],

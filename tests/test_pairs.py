@@ -19,6 +19,11 @@ IMAGES = RNG.integers(0, 256, size=(40, 12, 12, 2)).astype("float32")
 VECTORS = RNG.integers(0, 256, size=(64, 20)).astype("float32")
 
 
+def numpy(value):
+    """A tensor's or variable's value as float64 NumPy, on every backend."""
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.copy(value)), dtype=np.float64)
+
+
 def randomize_batchnorm(model, seed=1):
     """Non-trivial gamma, beta and moving statistics in every BN layer."""
     rng = np.random.default_rng(seed)
@@ -34,13 +39,13 @@ def randomize_batchnorm(model, seed=1):
 
 def expected_columns(model, layer, bn, x):
     """Every column from Keras's output of `layer` in inference mode, and NumPy."""
-    kernel = layer.kernel.numpy().astype(np.float64)
-    bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else 0.0
-    output = keras.Model(model.inputs, layer.output)(x, training=False)
-    z = np.asarray(output, dtype=np.float64).reshape(-1, kernel.shape[-1]) - bias
+    kernel = numpy(layer.kernel)
+    bias = numpy(layer.bias) if layer.use_bias else 0.0
+    output = keras.Model(model.inputs[0], layer.output)(x, training=False)
+    z = numpy(output).reshape(-1, kernel.shape[-1]) - bias
     columns = kernel.reshape(-1, kernel.shape[-1])
-    gamma, beta = bn.gamma.numpy(), bn.beta.numpy()
-    mean, var = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+    gamma, beta = numpy(bn.gamma), numpy(bn.beta)
+    mean, var = numpy(bn.moving_mean), numpy(bn.moving_variance)
     folded = columns * gamma / np.sqrt(var + bn.epsilon)
     return {
         "alpha": np.sqrt((z**2).mean(0)),
@@ -109,9 +114,9 @@ def test_conv_patches_reproduce_keras_convolution():
         layer = keras.layers.Conv2D(
             3, (3, 2), strides=strides, padding=padding, dilation_rate=dilation, use_bias=False
         )
-        output = layer(IMAGES[:5]).numpy()
+        output = numpy(layer(IMAGES[:5]))
         patches = conv_patches(IMAGES[:5], (3, 2), strides, padding, dilation)
-        kernel = layer.kernel.numpy().reshape(-1, 3)
+        kernel = numpy(layer.kernel).reshape(-1, 3)
         np.testing.assert_allclose(patches @ kernel, output.reshape(-1, 3), rtol=1e-4, atol=1e-3)
 
 
@@ -145,7 +150,7 @@ def test_functional_with_rescaling_matches_numpy_on_the_scaled_inputs():
     tables = measure_model(model, VECTORS)
     assert_tables_match(model, tables, VECTORS, ["hidden1", "output"])
     scaled = VECTORS.astype(np.float64) * 4 / 255
-    z = scaled @ model.get_layer("hidden1").kernel.numpy().astype(np.float64)
+    z = scaled @ numpy(model.get_layer("hidden1").kernel)
     np.testing.assert_allclose(tables["hidden1"]["alpha"], np.sqrt((z**2).mean(0)), rtol=1e-5)
 
 
@@ -406,7 +411,8 @@ def measured_with_warnings(model, x):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tables = measure_model(model, x)
-    return tables, sorted({str(w.message) for w in caught if w.category is UserWarning})
+    ours = [w for w in caught if "keras_bnreg" in w.filename and w.category is UserWarning]
+    return tables, sorted({str(w.message) for w in ours})
 
 
 @pytest.mark.parametrize("kind", list(MODEL_KINDS))
@@ -426,3 +432,48 @@ def test_a_loaded_model_measures_like_the_built_one(kind, tmp_path):
             np.testing.assert_allclose(
                 tables[name][column], values, rtol=1e-6, err_msg=f"{kind}: {name}.{column}"
             )
+
+
+def test_include_and_exclude_by_name_path_or_pattern():
+    model = cnn("same", 2)
+    assert list(measure_model(model, IMAGES, include="conv*")) == ["conv1", "conv2"]
+    assert list(measure_model(model, IMAGES, exclude=["conv2"])) == ["conv1", "dense"]
+    assert list(measure_model(model, IMAGES, include=["dense"])) == ["dense"]  # now primary
+    with pytest.raises(ValueError, match="include pattern 'conv9' matches no measurable layer"):
+        measure_model(model, IMAGES, include=["conv1", "conv9"])
+    with pytest.raises(ValueError, match="no measurable Dense/Conv layer left after include"):
+        measure_model(model, IMAGES, exclude="*")
+    with pytest.raises(ValueError, match="include must be a layer name or pattern"):
+        RegularizationMonitor(IMAGES, include=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a layer left out on purpose: no warning
+        tables = measure_model(unmeasurable("activation inside"), VECTORS, exclude="bad")
+    assert list(tables) == ["good"]
+
+
+def repeated_names():
+    """Two sub-models built alike: each holds a layer named `dense` and one named `bn`."""
+
+    def block(name):
+        layers = [keras.layers.Dense(4, name="dense"), keras.layers.BatchNormalization(name="bn")]
+        return keras.Sequential([keras.Input((20,)), *layers], name=name)
+
+    inputs = keras.Input((20,))
+    x = keras.layers.Concatenate()([block("left")(inputs), block("right")(inputs)])
+    x = keras.layers.BatchNormalization(name="top_bn")(keras.layers.Dense(3, name="top")(x))
+    return keras.Model(inputs, x)
+
+
+def test_repeated_names_in_sub_models_are_keyed_by_path():
+    model = randomize_batchnorm(repeated_names())
+    with pytest.warns(UserWarning, match=r"their pairs \['left/dense', 'right/dense'\]"):
+        tables = measure_model(model, VECTORS)
+    assert list(tables) == ["top", "left/dense", "right/dense"]
+    for side in ("left", "right"):
+        kernel = numpy(model.get_layer(side).get_layer("dense").kernel)
+        np.testing.assert_allclose(tables[f"{side}/dense"]["l2"], np.linalg.norm(kernel, axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert list(measure_model(model, VECTORS, include="right/*")) == ["right/dense"]
+    assert pairs.nodes_filename("right/dense", list(tables)) == "nodes_right.dense.csv"
+    assert "right/dense_alpha_moving_mean" in pairs.history_columns(list(tables))
