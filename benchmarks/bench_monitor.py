@@ -1,19 +1,27 @@
-"""The monitor's cost as a share of an ordinary training epoch: the paper's MLP and a CNN.
+"""The monitor's cost beside a training epoch: arrays vs a tf.data pipeline, float32 vs mixed
+precision, TensorFlow vs JAX, side by side in one run.
 
-    python benchmarks/bench_monitor.py [--samples 60000] [--epochs 3] [--repeats 3]
+    python benchmarks/bench_monitor.py [--samples 20000] [--cnn-samples 3000] [--rounds 3]
 
-For each model, one process: compile, train `--epochs` epochs with no callback (the first,
-which compiles, is excluded; the median of the others is "epoch"), then time
-`ModelMeasurer`'s set-up (once per run: input or patch moments of fixed-input layers) and
-`--repeats` light measurements (`deep=False`: fixed-input layers' alpha and every layer's
-weights, what most epochs cost) and deep ones (`deep=True`: plus the streamed inference
-pass over all inputs, every `monitor_deep_every` epochs). Inputs: synthetic MNIST-shaped
-uint8 images (the cost does not depend on the pixel values), scaled inside the model by a
-`Rescaling` layer, as users' models do.
+Each configuration runs in a process of its own (the backend is fixed when Keras starts);
+the configurations take turns, `--rounds` times, and each number is the median over rounds.
+A process builds the model under the dtype policy, trains 3 epochs with no callback ("epoch":
+the median of the last two; the first compiles), then times `ModelMeasurer` on the training
+inputs: the first measurement (input/patch moments of fixed-input layers, the streamed pass,
+tracing the probe), light measurements (`deep=False`: fixed-input layers' alpha, every
+layer's weights; what most epochs cost) and deep ones (`deep=True`: plus the streamed pass).
+"share" is a measurement's time over the epoch's. `pass in predict` is the deep measurement's
+time inside the probe's `predict_on_batch` (the model's own layers), the rest is the monitor's
+arithmetic (conversion to float64, sums).
+
+Configurations: every model x {arrays, tf.data} x {float32, mixed_float16, mixed_bfloat16}
+on TensorFlow, and arrays/tf.data in float32 and arrays in mixed_float16 on JAX; plus
+"mixed_float16, half-precision passes", the monitor as it was before it computed its passes
+in float32, for comparison. Inputs are synthetic uint8 MNIST-shaped images (the cost does
+not depend on the pixel values), scaled in the model by `Rescaling`.
 
 Models:
-  mlp   the paper's 784 -> 300 -> 10 with BN after each Dense, a `Rescaling` in front,
-        Adam, batch 128, a whole epoch per compiled call, XLA (as `experiment` trains)
+  mlp   the paper's 784 -> 300 -> 10 with BN after each Dense, Adam, batch 128
   cnn   Rescaling -> Conv2D(16, 3, same) -> BN -> ReLU -> MaxPool -> Conv2D(32, 3, stride 2)
         -> BN -> ReLU -> GlobalAveragePooling -> Dense(10) -> BN -> softmax, same training
 """
@@ -21,9 +29,12 @@ Models:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +44,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CONFIGS = [  # (backend, inputs, precision)
+    ("tensorflow", "arrays", "float32"),
+    ("tensorflow", "tf.data", "float32"),
+    ("tensorflow", "arrays", "mixed_float16"),
+    ("tensorflow", "arrays", "mixed_float16, half-precision passes"),
+    ("tensorflow", "tf.data", "mixed_float16"),
+    ("tensorflow", "arrays", "mixed_bfloat16"),
+    ("jax", "arrays", "float32"),
+    ("jax", "tf.data", "float32"),
+    ("jax", "arrays", "mixed_float16"),
+]
+METRICS = ("epoch_s", "first_s", "light_s", "deep_s", "predict_s")
 
 
 def build(kind):
@@ -44,7 +68,7 @@ def build(kind):
         x = layers.Rescaling(1 / 255)(inputs)
         x = layers.ReLU()(layers.BatchNormalization()(layers.Dense(300, name="hidden1")(x)))
         x = layers.BatchNormalization()(layers.Dense(10, name="output")(x))
-        return keras.Model(inputs, layers.Softmax()(x))
+        return keras.Model(inputs, layers.Softmax(dtype="float32")(x))
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
@@ -59,28 +83,34 @@ def build(kind):
             layers.GlobalAveragePooling2D(),
             layers.Dense(10, name="head"),
             layers.BatchNormalization(),
-            layers.Softmax(),
+            layers.Softmax(dtype="float32"),
         ]
     )
 
 
-def measure(kind, samples, epochs, repeats) -> dict:
+def child(kind, samples, inputs_kind, precision, repeats) -> dict:
+    """One configuration, in this process (KERAS_BACKEND set by the parent)."""
     import keras
 
-    from keras_bnreg.monitor import ModelMeasurer
+    from keras_bnreg import measurer as measurer_module
 
+    half_passes = precision.endswith("half-precision passes")
+    policy = precision.split(",")[0]
+    if half_passes:  # the monitor before: its passes in the model's compute dtype
+        measurer_module.computing_in_float32 = _unchanged
     rng = np.random.default_rng(0)
     shape = (samples, 784) if kind == "mlp" else (samples, 28, 28, 1)
     x = rng.integers(0, 256, size=shape, dtype=np.uint8)
-    y = keras.utils.to_categorical(rng.integers(0, 10, size=samples), 10)
+    y = rng.integers(0, 10, size=samples)
+    data = (x, y)
+    if inputs_kind == "tf.data":
+        import tensorflow as tf
+
+        data = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(4096, seed=0).batch(128),)
     keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy(policy)
     model = build(kind)
-    model.compile(
-        keras.optimizers.Adam(0.001),
-        "categorical_crossentropy",
-        steps_per_execution=-(-samples // 128),
-        jit_compile=True,
-    )
+    model.compile(keras.optimizers.Adam(0.001), "sparse_categorical_crossentropy")
     times = []
 
     class Timer(keras.callbacks.Callback):
@@ -90,56 +120,115 @@ def measure(kind, samples, epochs, repeats) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    model.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[Timer()])
+    fit_inputs = data if inputs_kind == "tf.data" else (x, y)
+    model.fit(*fit_inputs, batch_size=None if inputs_kind == "tf.data" else 128,
+              epochs=3, verbose=0, callbacks=[Timer()])  # fmt: skip
+    measurer = measurer_module.ModelMeasurer(model, data[0])
     start = time.perf_counter()
-    measurer = ModelMeasurer(model, x.astype(np.float32))
-    setup = time.perf_counter() - start
-    light, deep = [], []
+    measurer.measure(deep=True)
+    first = time.perf_counter() - start
+    light, deep, predict = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
         measurer.measure(deep=False)
         light.append(time.perf_counter() - start)
+        profile = cProfile.Profile()
         start = time.perf_counter()
-        measurer.measure(deep=True)
+        profile.runcall(measurer.measure, deep=True)
         deep.append(time.perf_counter() - start)
-    epoch = statistics.median(times[1:])
+        predict.append(_cumulative(profile, "predict_on_batch"))
     return {
-        "model": kind,
-        "samples": samples,
-        "layers": [pair.name for pair in measurer.pairs],
-        "epoch_s": epoch,
-        "setup_s": setup,
+        "epoch_s": statistics.median(times[1:]),
+        "first_s": first,
         "light_s": statistics.median(light),
         "deep_s": statistics.median(deep),
-        "light_share": statistics.median(light) / epoch,
-        "deep_share": statistics.median(deep) / epoch,
+        "predict_s": statistics.median(predict),
+        "layers": [pair.name for pair in measurer.pairs],
     }
+
+
+class _unchanged:  # noqa: N801 (stands in for the context manager)
+    def __init__(self, model):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _cumulative(profile, name) -> float:
+    """Seconds spent inside functions called `name` (cumulative, outermost calls only)."""
+    stats = pstats.Stats(profile).stats
+    return max(
+        (cumulative for (_, _, function), (_, _, _, cumulative, _) in stats.items()
+         if function == name),
+        default=0.0,
+    )  # fmt: skip
+
+
+def run_child(kind, samples, config, repeats) -> dict:
+    backend, inputs_kind, precision = config
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    command = [sys.executable, __file__, "--child", kind, str(samples), inputs_kind, precision]
+    completed = subprocess.run(
+        [*command, str(repeats)], capture_output=True, text=True, env=environment, check=False
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"{kind} {config} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=60000, help="training inputs")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs timed (first excluded)")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements timed")
+    parser.add_argument("--samples", type=int, default=20000, help="MLP training inputs")
+    parser.add_argument("--cnn-samples", type=int, default=3000, help="CNN training inputs")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of every configuration")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements timed per turn")
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.samples < 1 or args.epochs < 2 or args.repeats < 1:
-        parser.error("--samples >= 1, --epochs >= 2 and --repeats >= 1")
-    rows = [measure(kind, args.samples, args.epochs, args.repeats) for kind in args.models]
+    if args.child:
+        kind, samples, inputs_kind, precision, repeats = args.child
+        result = child(kind, int(samples), inputs_kind, precision, int(repeats))
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+    if min(args.samples, args.cnn_samples, args.rounds, args.repeats) < 1:
+        parser.error("--samples, --cnn-samples, --rounds and --repeats must be >= 1")
+    sizes = {"mlp": args.samples, "cnn": args.cnn_samples}
+    runs = {}
+    load = [os.getloadavg()[0]]
+    for _ in range(args.rounds):  # configurations take turns: the machine's load is shared
+        for kind in args.models:
+            for config in CONFIGS:
+                result = run_child(kind, sizes[kind], config, args.repeats)
+                runs.setdefault((kind, config), []).append(result)
+                load.append(os.getloadavg()[0])
+    rows = []
+    for (kind, config), results in runs.items():
+        row = {"model": kind, "samples": sizes[kind], "backend": config[0]}
+        row.update({"inputs": config[1], "precision": config[2]})
+        row.update({m: statistics.median(r[m] for r in results) for m in METRICS})
+        rows.append(row)
+    print(f"load average (1 min) during the run: {min(load):.1f}-{max(load):.1f}")
     print(
-        "| model | inputs | epoch (s) | set-up once (s) | light (s) | light / epoch "
-        "| deep (s) | deep / epoch |"
+        "| model | inputs | backend | inputs kind | precision | epoch (s) | first (s) "
+        "| light (s) | light / epoch | deep (s) | deep / epoch | pass in predict (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['model']} | {row['samples']} | {row['epoch_s']:.2f} | {row['setup_s']:.2f} "
-            f"| {row['light_s']:.3f} | {row['light_share']:.1%} | {row['deep_s']:.2f} "
-            f"| {row['deep_share']:.0%} |"
+            f"| {row['model']} | {row['samples']} | {row['backend']} | {row['inputs']} "
+            f"| {row['precision']} | {row['epoch_s']:.2f} | {row['first_s']:.2f} "
+            f"| {row['light_s']:.3f} | {row['light_s'] / row['epoch_s']:.1%} "
+            f"| {row['deep_s']:.2f} | {row['deep_s'] / row['epoch_s']:.0%} "
+            f"| {row['predict_s']:.2f} |"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"load": load, "rows": rows}, indent=2) + "\n")
     return 0
 
 

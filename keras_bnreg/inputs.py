@@ -74,6 +74,7 @@ class TrainingInputs:
         self.samples = None  # inputs read by the last complete pass
         self.capped = False  # whether that pass stopped at max_samples
         self._kept = None  # a one-shot generator's inputs, after its first pass
+        self._readable = {}  # a tf.data.Dataset's copy for reading, made once
         if self.kind in _CHECKS:
             _CHECKS[self.kind](data, max_samples)
         if self.in_memory:  # known without a pass
@@ -107,7 +108,7 @@ class TrainingInputs:
                 `tf.data.Dataset` whose x has this rank is unbatched, and is batched here.
         """
         read, capped = 0, False
-        pending = []
+        pending, pending_rows = [], 0
         for x in self._batches(rows, example_rank):
             length = len(keras.tree.flatten(x)[0])
             if self.max_samples is not None and read + length >= self.max_samples:
@@ -117,9 +118,10 @@ class TrainingInputs:
             for start in range(0, length, rows):  # a batch larger than a chunk: split
                 part = _rows(x, slice(start, start + rows)) if length > rows else x
                 pending.append(part)
-                if sum(len(keras.tree.flatten(p)[0]) for p in pending) >= rows:
+                pending_rows += len(keras.tree.flatten(part)[0])
+                if pending_rows >= rows:
                     yield _joined(pending)
-                    pending = []
+                    pending, pending_rows = [], 0
             read += length
             if self.max_samples is not None and read >= self.max_samples:
                 break
@@ -134,17 +136,22 @@ class TrainingInputs:
         if self._kept is not None:
             yield from self._kept
             return
-        if self.kind == "generator":
+        if self.kind == "generator":  # read once: what is read is kept for the next passes
             kept = []
-            for x in self._adapter_batches(self.data, unpack=True):
-                kept.append(x)
-                yield x
-            self._kept = kept
+            try:
+                for x in self._adapter_batches(self.data):
+                    kept.append(x)
+                    yield x
+            finally:
+                self._kept = kept
             return
         if self.kind == "arrays":
             yield from self._adapter_batches(self.data, rows=rows)
-        elif self.kind == "tf.data":
-            yield from self._adapter_batches(_dataset_for_reading(self.data, rows, example_rank))
+        elif self.kind == "tf.data":  # its copy: serialising the graph costs a pass's time
+            key = (rows, example_rank)
+            if key not in self._readable:
+                self._readable[key] = _dataset_for_reading(self.data, rows, example_rank)
+            yield from self._adapter_batches(self._readable[key])
         elif self.kind == "generator function":
             generator = self.data()
             if not isinstance(generator, types.GeneratorType):
@@ -158,8 +165,8 @@ class TrainingInputs:
         else:
             yield from self._adapter_batches(self.data)
 
-    def _adapter_batches(self, data, rows=None, unpack=None):
-        unpack = self.kind != "arrays" if unpack is None else unpack
+    def _adapter_batches(self, data, rows=None):
+        unpack = self.kind != "arrays"  # a pipeline yields (x, y[, w]); arrays are x
         try:
             adapter = get_data_adapter(data, batch_size=rows, shuffle=False)
         except ValueError as error:

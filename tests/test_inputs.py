@@ -94,6 +94,8 @@ def test_max_samples_caps_the_pass_and_is_reported(model):
     limited = measure_model(model, IMAGES[:25], chunk_size=7)
     infinite = tf.data.Dataset.from_tensor_slices(IMAGES).batch(10).repeat()
     assert_same_columns(measure_model(model, infinite, max_samples=25, chunk_size=7), limited)
+    covering = measure_model(model, Batches(), max_samples=len(IMAGES), chunk_size=7)
+    assert_same_columns(covering, measure_model(model, IMAGES, chunk_size=7))
     inputs = TrainingInputs(Batches(), max_samples=25)
     assert sum(len(chunk) for chunk in inputs.chunks(7)) == 25
     assert (inputs.samples, inputs.capped) == (25, True)

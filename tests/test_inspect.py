@@ -94,6 +94,25 @@ def test_inspect_refuses_a_model_for_other_data(tmp_path, small_npz, capsys):
     assert len(error.splitlines()) == 1
 
 
+@pytest.mark.parametrize("bn", [True, False])
+def test_inspect_a_loaded_sequential_model(tmp_path, small_npz, capsys, bn):
+    """A Sequential model loaded from a file (rebuilt layer by layer, so each layer holds
+    calls of earlier builds): every Dense layer is measured, with or without BN."""
+    layers = [keras.Input((28, 28)), keras.layers.Flatten()]
+    layers += [keras.layers.Dense(6, name="hidden")]
+    layers += [keras.layers.BatchNormalization()] if bn else []
+    layers += [keras.layers.ReLU(), keras.layers.Dense(10, name="out")]
+    layers += [keras.layers.BatchNormalization()] if bn else []
+    keras.Sequential(layers + [keras.layers.Softmax()]).save(tmp_path / "seq.keras")
+    assert (
+        inspect_main([str(tmp_path / "seq.keras"), "--data", str(small_npz), "--amplitude", "1"])
+        == 0
+    )
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["hidden"][1] == "6" and rows["out"][1] == "10"
+    assert float(rows["hidden"][-2]) > 0  # alpha on the training split
+
+
 def test_inspect_without_data_reads_the_weights():
     text = describe(build_mlp((4,), input_dim=20))
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line}

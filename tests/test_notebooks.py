@@ -119,3 +119,4 @@ def test_notebook_05_monitors_a_cnn(checkout, small_setting):
     text = execute(checkout, "05_your_model.ipynb")
     assert "{'conv1': (8,), 'conv2': (16,), 'head': (10,)}" in text
     assert "conv2_alpha_mean" in text
+    assert "'angular_update_mean', 'conv2_angular_update_mean'" in text
