@@ -30,19 +30,23 @@ SMOKE = [
 
 
 def under(backend, tests, workers=1):
-    """Run pytest on `tests` with KERAS_BACKEND=backend; returns the completed process."""
+    """Run pytest on `tests` in a process whose Keras runs `backend` (checked there)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     environment["KERAS_BACKEND"] = backend
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
-    if workers > 1:
-        command += ["-n", str(workers)]
-    probe = "import keras, keras_bnreg; print(keras.backend.backend())"
-    started = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=environment, cwd=ROOT
+    arguments = ["-q", "-p", "no:cacheprovider", "-m", "not slow", *tests]
+    arguments += ["-n", str(workers)] if workers > 1 else []
+    script = (
+        "import sys, keras, pytest\n"
+        f"assert keras.backend.backend() == {backend!r}, keras.backend.backend()\n"
+        f"sys.exit(pytest.main({arguments!r}))\n"
     )
-    assert started.stdout.strip().splitlines()[-1] == backend, started.stderr[-2000:]
     return subprocess.run(
-        [*command, *tests], capture_output=True, text=True, env=environment, cwd=ROOT, timeout=1500
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=1500,
     )
 
 
