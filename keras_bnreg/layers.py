@@ -7,7 +7,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_bnreg import __version__
 from keras_bnreg.measures import fold_batchnorm
+
+WRITER = f"keras-bnreg {__version__}"  # what a saved model's InputScaling config records
 
 
 def batchnorm_statistics(layer) -> dict:
@@ -36,16 +39,22 @@ class InputScaling(keras.layers.Layer):
     Training never changes it (`constant_in_training`), so the monitor still treats what
     follows it as fixed inputs (`pairs.find_pairs`).
 
+    Its config also records which version of this package wrote it (`written_by`): a
+    model saved by `train.py` names the code that trained it.
+
     Args:
         scale: the factor, `amplitude / 255` in this project (raw pixels in).
+        written_by: set from a saved config: `"keras-bnreg <version>"` of the package that
+            saved it; None (a layer built now) means this package's own version.
         **kwargs: as for `keras.layers.Layer` (`name`, `dtype`).
     """
 
     constant_in_training = True  # read by pairs: the inputs after it never change
 
-    def __init__(self, scale, **kwargs):
+    def __init__(self, scale, written_by=None, **kwargs):
         super().__init__(**kwargs)
         self.scale = float(scale)
+        self.written_by = written_by or WRITER
 
     def build(self, input_shape):
         self.factor = self.add_weight(
@@ -62,7 +71,8 @@ class InputScaling(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
+        # A file records the package that writes it, also when it re-saves a loaded model.
+        return {**super().get_config(), "scale": self.scale, "written_by": WRITER}
 
 
 @keras.saving.register_keras_serializable(package="keras_bnreg")

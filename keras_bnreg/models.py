@@ -37,6 +37,16 @@ def input_scale(model: keras.Model) -> float | None:
     return None
 
 
+def written_by(model: keras.Model) -> str | None:
+    """`"keras-bnreg <version>"`: the package version that saved a model from `build_mlp`
+    or `build_cnn` (read from its `input_scaling` layer's config), the running version for
+    a model built now; None when the model has no such layer."""
+    for layer in model.layers:
+        if isinstance(layer, InputScaling) and layer.name == INPUT_SCALING:
+            return layer.written_by
+    return None
+
+
 @contextlib.contextmanager
 def float_dtype(dtype):
     """Keras's float type and dtype policy set to `dtype` ("float32" or "float64") inside

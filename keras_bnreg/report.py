@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from keras_bnreg import files, paper, render
-from keras_bnreg.render import run_table  # noqa: F401  (train.py's end-of-run table)
 from keras_bnreg.studies import STUDIES, stats
 from keras_bnreg.studies.runs import read_runs, select
 from keras_bnreg.studies.settings import infer_settings, read_requests, settings_from_record

@@ -15,6 +15,12 @@ sys.path.insert(0, str(ROOT))
 MNIST_T10K = ROOT.parent / "shared" / "data" / "mnist-t10k"
 
 
+def person_environment() -> dict:
+    """os.environ without what the test harness sets and a person would not."""
+    harness = ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "BNREG_MODELS", "BNREG_RESULTS")
+    return {key: value for key, value in os.environ.items() if key not in harness}
+
+
 def synthetic_digits(n, seed=0):
     """uint8 images (n, 28, 28) of 10 learnable classes: a class template plus noise."""
     rng = np.random.default_rng(seed)

@@ -186,6 +186,29 @@ def test_input_scaling_saves_its_scale_and_is_never_trained(tmp_path, small_data
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_a_saved_model_records_the_package_version_that_wrote_it(tmp_path):
+    import json
+    import zipfile
+
+    import keras_bnreg
+    from keras_bnreg import written_by
+
+    path = tmp_path / "model.keras"
+    build_mlp((4,), input_scale=1 / 255).save(path)
+    config = json.loads(zipfile.ZipFile(path).read("config.json"))
+    (scaling,) = [layer for layer in config["config"]["layers"] if layer["name"] == "input_scaling"]
+    assert scaling["config"]["written_by"] == f"keras-bnreg {keras_bnreg.__version__}"
+    config_file = json.dumps(config).replace(keras_bnreg.__version__, "0.0.1-older")
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(tmp_path / "older.keras", "w") as new:
+        for item in old.namelist():
+            data = config_file if item == "config.json" else old.read(item)
+            new.writestr(item, data)
+    assert (
+        written_by(keras.models.load_model(tmp_path / "older.keras")) == "keras-bnreg 0.0.1-older"
+    )
+    assert written_by(keras.models.load_model(path)) == f"keras-bnreg {keras_bnreg.__version__}"
+
+
 def test_models_saved_with_a_rescaling_layer_still_report_their_scale(tmp_path):
     """Models saved before InputScaling start with Keras's Rescaling named input_scaling."""
     from keras_bnreg import input_scale

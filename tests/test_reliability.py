@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, synthetic_digits, write_npz
-from test_train_cli import person_environment
+from conftest import ROOT, person_environment, synthetic_digits, write_npz
 
 RUN = ["--run-name", "amp1_seed0", "--out", "runs", "--models-dir", "models", "--quiet"]
 

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import reproduce
-from keras_bnreg import files, manifest, paper, report, sweep
+from keras_bnreg import files, manifest, paper, report, reproduce, sweep
 from keras_bnreg.studies import STUDIES, Settings, ablations, readings, stats, table1
 from keras_bnreg.studies.runs import Run, read_run
 

@@ -13,16 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, write_npz
+from conftest import ROOT, person_environment, write_npz
 
 TIMING_COLUMNS = {"epoch_seconds", "monitor_seconds"}
-
-
-def person_environment():
-    """os.environ without what the test harness sets and a person would not."""
-    harness = ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "BNREG_MODELS", "BNREG_RESULTS")
-    harness += ("KERAS_BNREG_DEFER_KERAS",)
-    return {key: value for key, value in os.environ.items() if key not in harness}
 
 
 def train(tmp_path, *args, timeout=240):
@@ -187,7 +180,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("args, message", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, capsys):
-    import train as train_module
+    from keras_bnreg import train as train_module
 
     with pytest.raises(SystemExit) as stop:
         train_module.main(
@@ -396,8 +389,8 @@ def test_readable_output_and_tensorboard_logs(tmp_path, small_npz):
 
 
 def test_unexpected_failure_is_recorded_with_exit_4(tmp_path, small_npz, monkeypatch, capsys):
-    import train as train_module
     from keras_bnreg import experiment
+    from keras_bnreg import train as train_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated failure\ninside fit")
