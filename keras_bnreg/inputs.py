@@ -32,6 +32,7 @@ measure the inputs themselves.
 
 from __future__ import annotations
 
+import sys
 import types
 
 import keras
@@ -309,7 +310,7 @@ def _unshuffled(dataset):
 
 def _loader_for_reading(loader):
     """A DataLoader over the same dataset, in order, drawing from a generator of its own."""
-    import torch
+    torch = sys.modules["torch"]  # a DataLoader was given: its user's torch is loaded
 
     if loader.batch_size is None:  # a batch sampler of the user's: read as it is
         return loader
