@@ -7,6 +7,7 @@ import contextlib
 
 import keras
 
+from keras_bnreg.config import per_layer_epsilons
 from keras_bnreg.layers import InputScaling, InspectableBatchNormalization
 from keras_bnreg.pairs import Pair, find_pairs
 
@@ -98,9 +99,7 @@ def build_mlp(
     """
     names = [f"hidden{i + 1}" for i in range(len(hidden))] + ["output"]
     widths = list(hidden) + [num_classes]
-    epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
-    if len(epsilons) != len(names):
-        raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    epsilons = per_layer_epsilons(bn_epsilon, len(names))
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0. Received: {l2}")
     inputs = keras.Input(shape=(input_dim,), name="pixels")
@@ -146,9 +145,7 @@ def build_cnn(
     784-pixel inputs as the MLP.
     """
     names = [f"conv{i + 1}" for i in range(len(hidden))] + ["output"]
-    epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
-    if len(epsilons) != len(names):
-        raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    epsilons = per_layer_epsilons(bn_epsilon, len(names))
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0. Received: {l2}")
     side = int(round(input_dim**0.5))

@@ -129,7 +129,7 @@ def test_build_mlp_structure_and_epsilons():
     # Dense kernel + bias; BN gamma, beta, moving mean/variance, and its epsilon (a scalar).
     assert model.count_params() == (784 * 300 + 300) + 4 * 300 + (300 * 10 + 10) + 4 * 10 + 2
     assert len(model.trainable_weights) == 8
-    with pytest.raises(ValueError, match="bn_epsilon needs 1 or 2 values"):
+    with pytest.raises(ValueError, match=r"bn_epsilon takes 1 value or one per BN layer \(2\)"):
         build_mlp((300,), bn_epsilon=(1e-3, 1e-3, 1e-3))
 
 

@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from keras_bnreg import files
-from keras_bnreg.config import RunConfig
-from keras_bnreg.sweep import scientific
 
 LEGACY_PRIMARY = "hidden1"  # nodes.csv's layer in runs whose summary lists no `layers`
 
@@ -152,11 +150,6 @@ def read_runs(runs_dir) -> list[Run]:
     ]
 
 
-def _science(values: dict) -> dict:
-    """The settings that decide what a run computes, normalised through RunConfig."""
-    return scientific(json.loads(json.dumps(RunConfig.from_dict(values).to_dict())))
-
-
 def select(runs, configs) -> tuple[list[Run], dict]:
     """The runs that `configs` (a study's configs) ask for, and why others were not used.
 
@@ -178,13 +171,14 @@ def select(runs, configs) -> tuple[list[Run], dict]:
             left_out[run.name] = run.problem
             continue
         try:
-            have, want = _science(run.config), _science(config.to_dict())
-        except (TypeError, ValueError) as error:
+            differ = config.science_differences(run.config)
+        except (TypeError, ValueError, AttributeError) as error:
             left_out[run.name] = f"config.json does not describe a run ({error})"
             continue
-        differ = [key for key in want if have.get(key) != want[key]]
         if differ or run.study != config.study:
-            shown = ", ".join(f"{k} {have.get(k)!r} (asked {want[k]!r})" for k in differ[:3])
+            shown = ", ".join(
+                f"{key} {have!r} (asked {want!r})" for key, (have, want) in list(differ.items())[:3]
+            )
             left_out[run.name] = f"settings differ from the last {config.study} command: " + (
                 shown or f"study {run.study!r}"
             )
