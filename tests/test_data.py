@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import MNIST_T10K, synthetic_digits, write_npz
+from helpers import MNIST_T10K, synthetic_digits, write_npz
 
 from keras_bnreg import data
 

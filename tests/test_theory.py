@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import MNIST_T10K, ROOT
+from helpers import MNIST_T10K, ROOT
 from scipy import optimize
 
 from keras_bnreg.theory import checks, forms, noise_checks, plots, ridge, rows

@@ -2,14 +2,14 @@
 
 A run directory is the train.py contract: config.json, summary.json, history.csv,
 nodes.csv (first hidden layer) and nodes_<layer>.csv. A run records its study and role in
-config.json; run directories written before that field existed get theirs from
-`legacy_study_and_role`, the one place where a run's name is read.
+config.json, and its measured layers in summary.json; nothing is read from a run's name. A
+directory that lacks them was not written by this version: it comes back with `problem`
+set or without a study, and the report lists it under "Left out" with the reason.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +17,19 @@ import numpy as np
 
 from keras_bnreg import files
 
-LEGACY_PRIMARY = "hidden1"  # nodes.csv's layer in runs whose summary lists no `layers`
+NO_STUDY = "its config.json names no study (not a run of this version's studies)"
 
 
 def primary_layer(summary: dict) -> str:
     """The name of the layer whose table is `nodes.csv`: the first of the summary's
-    `layers` (`pairs.primary` when the run was made), `hidden1` for older runs."""
-    layers = summary.get("layers") or [LEGACY_PRIMARY]
+    `layers` (`pairs.primary` when the run was made).
+
+    Raises:
+        ValueError: the summary lists no measured layers.
+    """
+    layers = summary.get("layers")
+    if not layers:
+        raise ValueError("summary.json lists no measured layers")
     return layers[0]
 
 
@@ -53,50 +59,6 @@ class Run:
         return int(self.config.get("seed", 0))
 
 
-# Legacy run names (before config.json had `study`): pattern -> (study, role from the groups).
-_LEGACY = [
-    (r"table1_amp[\d.e+-]+_seed\d+", lambda m: ("table1", {"group": "amplitude sweep"})),
-    (r"table2_snr[\d.e+-]+_seed\d+", lambda m: ("table2", {"group": "snr sweep"})),
-    (
-        r"abl_eps([\d.e+-]+)_amp[\d.e+-]+_seed\d+",
-        lambda m: ("ablations", {"group": f"epsilon {float(m[1]):g}"}),
-    ),
-    (r"abl_sgd_amp[\d.e+-]+_seed\d+", lambda m: ("ablations", {"group": "sgd"})),
-    (
-        r"abl_init([\d.e+-]+)_amp[\d.e+-]+_seed\d+",
-        lambda m: ("ablations", {"group": f"init {float(m[1]):g}"}),
-    ),
-    (r"abl_equiv_amp1", lambda m: ("ablations", {"group": "equivalence", "pair": "reference"})),
-    (
-        r"abl_equiv_amp([\d.e+-]+)_as_amp1",
-        lambda m: (
-            "ablations",
-            {"group": "equivalence", "pair": "equivalent", "amplitude": float(m[1])},
-        ),
-    ),
-    (
-        r"abl_equiv_amp([\d.e+-]+)",
-        lambda m: (
-            "ablations",
-            {"group": "equivalence", "pair": "scaled", "amplitude": float(m[1])},
-        ),
-    ),
-    (r"base_l2[\d.e+-]+_amp[\d.e+-]+_seed\d+", lambda m: ("baseline", {"group": "no BN"})),
-    (r"base_bn_amp[\d.e+-]+_seed\d+", lambda m: ("baseline", {"group": "BN"})),
-    (r"depth(\d+)_amp[\d.e+-]+_seed\d+", lambda m: ("depth", {"group": f"depth {m[1]}"})),
-]
-
-
-def legacy_study_and_role(name: str) -> tuple[str | None, dict]:
-    """Legacy only: the study and role of a run made before config.json recorded them,
-    inferred from the run names that version of the studies gave. (None, {}) otherwise."""
-    for pattern, result in _LEGACY:
-        match = re.fullmatch(pattern, name)
-        if match:
-            return result(match)
-    return None, {}
-
-
 def read_run(run_dir) -> Run:
     """Read one run directory; a damaged one comes back with `problem` set, never raises."""
     run_dir = Path(run_dir)
@@ -108,13 +70,12 @@ def read_run(run_dir) -> Run:
     if not isinstance(config, dict) or not isinstance(summary, dict):
         return Run(run_dir.name, {}, {}, {}, problem="config.json or summary.json is not an object")
     study, role = config.get("study"), config.get("role") or {}
-    if study is None:
-        study, role = legacy_study_and_role(run_dir.name)
     run = Run(run_dir.name, config, summary, {}, study=study, role=role)
     if summary.get("status") != "completed":
         return run
-    layers, problem, primary = {}, None, primary_layer(summary)
+    layers, problem, primary = {}, None, None
     try:
+        primary = primary_layer(summary)
         layers[primary] = _node_table(run_dir / "nodes.csv", _width(config, 0))
         for path in sorted(run_dir.glob("nodes_*.csv")):
             layers[path.stem.removeprefix("nodes_")] = _node_table(path, None)
@@ -169,6 +130,9 @@ def select(runs, configs) -> tuple[list[Run], dict]:
             continue
         if run.problem:
             left_out[run.name] = run.problem
+            continue
+        if run.study is None:
+            left_out[run.name] = NO_STUDY
             continue
         try:
             differ = config.science_differences(run.config)

@@ -7,7 +7,6 @@ prints the same rule text (`VERDICT_RULES`).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from keras_bnreg import paper
 
@@ -35,6 +34,8 @@ def confidence_half_width(values) -> float | None:
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return None
+    from scipy import stats as scipy_stats  # a slow import: not at `reproduce.py --help`
+
     t = float(scipy_stats.t.ppf(0.975, len(values) - 1))
     return float(t * np.std(values, ddof=1) / np.sqrt(len(values)))
 
