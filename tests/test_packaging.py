@@ -53,7 +53,7 @@ def test_wheel_holds_the_package_and_its_subpackages_only(wheel):
     tops = {name.split("/")[0] for name in names}
     assert tops == {"keras_bnreg", next(t for t in tops if t.endswith(".dist-info"))}
     modules = ("__init__.py", "layers.py", "train.py", "reproduce.py", "studies/__init__.py")
-    for module in (*modules, "studies/plan.py"):
+    for module in (*modules, "studies/plan.py", "data/__init__.py", "data/idx.py"):
         assert f"keras_bnreg/{module}" in names, module
 
 
