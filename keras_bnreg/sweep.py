@@ -201,7 +201,11 @@ def run_sweep(
                 from keras_bnreg import ray_executor  # Ray only when asked for
 
                 for outcome in ray_executor.run(
-                    pending, address=address, cpus_per_run=cpus_per_run
+                    pending,
+                    function=run_config,
+                    failed=failed_outcome,
+                    address=address,
+                    cpus_per_run=cpus_per_run,
                 ):
                     report(outcome)
             else:
@@ -268,14 +272,15 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"--address {address}: no Ray head reachable ({reason})") from None
 
 
-def _lost(config_dict, exitcode) -> RunOutcome:
+def failed_outcome(config_dict, message) -> RunOutcome:
+    """The outcome of a run that could not report its own (its worker died, Ray failed)."""
     config = RunConfig.from_dict(config_dict)
-    return RunOutcome(
-        config.name,
-        "failed",
-        str(Path(config.out) / config.name),
-        0.0,
-        f"the worker process died (exit code {exitcode}; out of memory or killed?)",
+    return RunOutcome(config.name, "failed", str(Path(config.out) / config.name), 0.0, message)
+
+
+def _lost(config_dict, exitcode) -> RunOutcome:
+    return failed_outcome(
+        config_dict, f"the worker process died (exit code {exitcode}; out of memory or killed?)"
     )
 
 

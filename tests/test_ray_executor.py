@@ -62,7 +62,11 @@ def test_a_dying_worker_is_retried_and_a_failing_run_reported(ray_session, tmp_p
         return sweep.run_config(config_dict)
 
     configs = tiny_configs(tmp_path, small_npz, amplitudes=(2.0,))
-    outcomes = list(ray_executor.run(configs, function=crash_first_time, max_retries=2))
+    outcomes = list(
+        ray_executor.run(
+            configs, function=crash_first_time, failed=sweep.failed_outcome, max_retries=2
+        )
+    )
     assert marker.exists() and [o.status for o in outcomes] == ["completed"]
     assert sweep.is_complete(configs[0])
 
@@ -72,7 +76,9 @@ def test_a_dying_worker_is_retried_and_a_failing_run_reported(ray_session, tmp_p
         os._exit(1)
 
     other = tiny_configs(tmp_path / "other", small_npz, amplitudes=(4.0,))
-    outcomes = list(ray_executor.run(other, function=always_crash, max_retries=1))
+    outcomes = list(
+        ray_executor.run(other, function=always_crash, failed=sweep.failed_outcome, max_retries=1)
+    )
     assert [o.status for o in outcomes] == ["failed"] and outcomes[0].message
     run_dir = tmp_path / "other" / "runs" / other[0].name
     assert not (run_dir / "summary.json").exists()
