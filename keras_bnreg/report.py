@@ -89,9 +89,9 @@ def setup_section(out, chosen, left_out) -> str:
             for name, group in chosen.items()
             if group
         ),
-        f"- Protocol: batch {config.get('batch_size')}, {config.get('optimizer')} lr "
-        f"{config.get('lr')}, init std {config.get('init_std')}, BN epsilon "
-        f"{config.get('bn_epsilon')} unless a study varies them (the paper states no epoch "
+        f"- Protocol: batch {config['batch_size']}, {config['optimizer']} lr "
+        f"{config['lr']}, init std {config['init_std']}, BN epsilon "
+        f"{config['bn_epsilon']} unless a study varies them (the paper states no epoch "
         "count).",
         f"- Runs: {len(used)} used ({len(completed)} completed, "
         f"{sum(r.status == 'diverged' for r in used)} diverged: counted, never averaged); "

@@ -9,6 +9,7 @@
     python reproduce.py ablations                 # what explains the numbers
     python reproduce.py all --jobs 2 --data auto --epochs 10 --out results/
     python reproduce.py report                    # rebuild every table and figure, no training
+    python reproduce.py all --plan                # what `all` would run; nothing trained
 
 Each run is the same `experiment.run` that train.py calls, in its own directory under
 <out>/runs; a rerun skips runs already completed with the same config, so a stopped sweep

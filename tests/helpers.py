@@ -70,6 +70,7 @@ def completed_run_dir(out, name="r"):
 def study_run(study, seed, amplitude=1.0, snr=None, train=0.99, test=0.9, alpha_scale=1.0):
     """A completed `Run` of `study` as the report reads it, made by hand: six nodes with
     alpha growing with the amplitude, fixed norms, gamma and moving variance."""
+    from keras_bnreg.config import RunConfig
     from keras_bnreg.studies.runs import Run
 
     rng = np.random.default_rng(seed)
@@ -80,8 +81,7 @@ def study_run(study, seed, amplitude=1.0, snr=None, train=0.99, test=0.9, alpha_
         "gamma": np.full(6, 1.5),
         "moving_variance": np.full(6, 8.0),
     }
-    config = {"amplitude": amplitude, "snr": snr, "seed": seed, "init_std": 0.01}
-    config["resolved_bn_epsilons"] = [1.0, 1e-3]
+    config = RunConfig(amplitude=amplitude, snr=snr, seed=seed, bn_epsilon=(1.0, 1e-3)).to_dict()
     summary = {
         "status": "completed",
         "final": {"accuracy": train, "test_accuracy": test},

@@ -201,6 +201,7 @@ def test_a_table_uses_the_runs_that_record_its_study_not_their_names(table1_out,
         (["table1", "--seeds", "0"], "--seeds must be >= 1"),
         (["table1", "--jobs", "0"], "--jobs must be >= 1"),
         (["table1", "--data", "missing.npz"], "missing.npz: no such file"),
+        (["fig1", "--plan"], "--plan goes with a study or all, not fig1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path, capsys):

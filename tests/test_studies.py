@@ -32,6 +32,15 @@ def test_every_registered_study_follows_the_contract():
         assert all(c.out == "results/runs" and c.data == "bundled" for c in configs), name
 
 
+def test_every_study_analyses_into_tables_and_writes_only_in_its_section(tmp_path):
+    for name, study in registry().items():
+        tables = study.module.analyse([], tmp_path)
+        assert isinstance(tables, dict) and tables, name
+        assert all(isinstance(rows, list) for rows in tables.values()), name
+        assert study.module.section([], tmp_path) == ("", []), name  # nothing to report
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_study_module_that_breaks_the_contract_is_named(monkeypatch):
     broken = types.ModuleType("keras_bnreg.studies.broken")
     broken.NAME, broken.DESCRIPTION = "broken", "declares no IN_ALL"
@@ -110,6 +119,7 @@ def test_a_new_study_is_one_file_and_one_registry_line(tmp_path, small_npz):
     listed = reproduce_py("all", "--plan", "--seeds", 1).stdout
     assert "throwaway: reads 1 runs" in listed and "  throwaway_seed0 (throwaway)" in listed
     assert "cnn" not in listed  # IN_ALL False
+    assert not (root / "results").exists()  # --plan trains and writes nothing
     tiny = ["--epochs", 1, "--seeds", 1, "--hidden", 4, "--jobs", 1]
     made = reproduce_py("throwaway", "--data", small_npz, *tiny)
     assert made.returncode == 0, made.stderr[-2000:]

@@ -134,7 +134,7 @@ def alpha_over_epochs(run, history) -> dict:
     """
     alphas = np.array([float(row["alpha_mean"]) for row in history if row.get("alpha_mean")])
     trace = INPUT_DIM * float(run.summary["data"]["r_mean_eigenvalue"])  # d * mean eigenvalue
-    initial = float(run.config.get("init_std", 0.01)) * np.sqrt(trace)
+    initial = float(run.config["init_std"]) * np.sqrt(trace)
     moved = float(np.max(np.abs(np.log(alphas / alphas[0])))) if len(alphas) else None
     return {
         "run": run.name,
@@ -148,7 +148,7 @@ def alpha_over_epochs(run, history) -> dict:
 
 def constraint(run) -> np.ndarray:
     """Claim 3: `w_bn^T w = gamma ||w||^2 / sqrt(moving_variance + eps)` per node."""
-    epsilon = float((run.config.get("resolved_bn_epsilons") or run.config["bn_epsilon"])[0])
+    epsilon = float(run.config["bn_epsilon"][0])  # the first BN layer's, in either form
     nodes = run.nodes
     return nodes["gamma"] * nodes["l2"] ** 2 / np.sqrt(nodes["moving_variance"] + epsilon)
 
@@ -163,7 +163,7 @@ def constraint_rows(runs) -> list[dict]:
             {
                 "run": run.name,
                 "amplitude": float(run.config["amplitude"]),
-                "snr": run.config.get("snr"),
+                "snr": run.config["snr"],
                 "median": float(np.median(values)),
                 "p05": float(np.percentile(values, 5)),
                 "p95": float(np.percentile(values, 95)),
@@ -235,7 +235,7 @@ def auto_tuning_rows(runs, out) -> list[dict]:
                 {
                     "study": run.study,
                     "amplitude": float(run.config["amplitude"]),
-                    "snr": run.config.get("snr"),
+                    "snr": run.config["snr"],
                     **alpha_over_epochs(run, files.read_csv(path)),
                 }
             )

@@ -160,7 +160,7 @@ def start_weight(run) -> float:
     n_train = int(run.summary["data"]["n_train"])
     batch_size = int(run.config["batch_size"])
     updates = int(run.summary.get("epochs_completed", 0)) * -(-n_train // batch_size)
-    return float(run.config.get("bn_momentum", 0.99)) ** updates
+    return float(run.config["bn_momentum"]) ** updates
 
 
 def verdict(rows) -> str:
@@ -244,8 +244,8 @@ def prediction_gaps(out, scaled_run, equivalent_run) -> dict:
     if not all(path.is_file() for path in paths):
         return dict.fromkeys(names)
     config = scaled_run.config
-    dtype = config.get("dtype", "float32")
-    raw = data.load_raw(config["data"], seed=config.get("seed", 0), notify=lambda message: None)
+    dtype = config["dtype"]
+    raw = data.load_raw(config["data"], seed=config["seed"], notify=lambda message: None)
     training, inference = [], []
     with float_dtype(dtype):
         for run, path in zip((scaled_run, equivalent_run), paths):

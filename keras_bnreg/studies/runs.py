@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_bnreg import files
+from keras_bnreg.config import RunConfig
 
 NO_STUDY = "its config.json names no study (not a run of this version's studies)"
 
@@ -38,7 +39,7 @@ class Run:
     """One run directory, read back. `problem` says why it cannot be used (None: readable)."""
 
     name: str
-    config: dict
+    config: dict  # config.json read through RunConfig: every setting, JSON values
     summary: dict
     nodes: dict  # column -> per-node array (first hidden layer); empty if not completed
     layers: dict = field(default_factory=dict)  # layer name -> its node table (every layer)
@@ -56,7 +57,7 @@ class Run:
 
     @property
     def seed(self) -> int:
-        return int(self.config.get("seed", 0))
+        return int(self.config["seed"])
 
 
 def read_run(run_dir) -> Run:
@@ -69,7 +70,13 @@ def read_run(run_dir) -> Run:
         return Run(run_dir.name, {}, {}, {}, problem=f"unreadable: {error}")
     if not isinstance(config, dict) or not isinstance(summary, dict):
         return Run(run_dir.name, {}, {}, {}, problem="config.json or summary.json is not an object")
-    study, role = config.get("study"), config.get("role") or {}
+    try:  # every setting present, a setting added since the run was made at its default
+        config = json.loads(json.dumps(RunConfig.from_dict(config).to_dict()))
+    except (TypeError, ValueError, AttributeError) as error:
+        return Run(
+            run_dir.name, {}, {}, {}, problem=f"config.json does not describe a run ({error})"
+        )
+    study, role = config["study"], config["role"]
     run = Run(run_dir.name, config, summary, {}, study=study, role=role)
     if summary.get("status") != "completed":
         return run
@@ -85,7 +92,7 @@ def read_run(run_dir) -> Run:
 
 
 def _width(config, index):
-    hidden = config.get("hidden") or []
+    hidden = config["hidden"]
     return int(hidden[index]) if len(hidden) > index else None
 
 
