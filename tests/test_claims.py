@@ -16,13 +16,16 @@ def test_trend_rule_reads_the_confidence_interval():
         for seed in range(3)
         for a in (2.0, 4.0, 6.0)
     ]
-    assert claims.trend(falling, "amplitude", claims.test_accuracy)["verdict"] == "decreases"
+    result = claims.trend(falling, "amplitude", claims.test_accuracy)
+    assert result["verdict"] == "decreases by at least delta"
+    assert result["smallest_effect"] == pytest.approx(0.01 / np.log(3))  # 1 point over 2..6
     flat = [
         study_run("table1", seed, amplitude=a, test=0.9 + 0.01 * (-1) ** (seed + int(a)))
         for seed in range(3)
         for a in (2.0, 4.0)
     ]
-    assert claims.trend(flat, "amplitude", claims.test_accuracy)["verdict"] == "no clear trend"
+    flat_result = claims.trend(flat, "amplitude", claims.test_accuracy)
+    assert flat_result["verdict"] == "no trend larger than delta"
     assert claims.trend([], "amplitude", claims.test_accuracy)["verdict"] == "no data"
     gap = claims.accuracy_gap(study_run("table1", 0, train=0.95, test=0.9))
     assert gap == pytest.approx(0.05)
@@ -47,9 +50,10 @@ def test_alpha_exponent_against_the_input_second_moment():
 def test_table2_caption_confronted_with_the_paper_and_the_runs():
     runs = [study_run("table2", s, snr=snr) for s in range(3) for snr in (0.5, 1.0, 10.0, 100.0)]
     rows = {row["quantity"]: row for row in claims.caption_table2_rows(runs)}
-    assert rows["paper's Table II L2"]["verdict"] == "increases"  # against its own caption
+    # against its own caption
+    assert rows["paper's Table II L2"]["verdict"] == "increases by at least delta"
     assert rows["L2 of w (raw)"]["slope_mean"] == pytest.approx(0.5)
-    assert rows["L2 of w (raw)"]["verdict"] == "increases"
+    assert rows["L2 of w (raw)"]["verdict"] == "increases by at least delta"
 
 
 def test_alpha_over_epochs_and_the_auto_tuning_rule(tmp_path):

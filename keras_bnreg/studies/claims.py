@@ -35,9 +35,7 @@ SET_AT_START = 2.0  # alpha "set in the first epoch" if it stays within this fac
 CONSTRAINT_FACTOR = stats.MAGNITUDE_FACTOR  # w_bn^T w "= 1" if the median is this close
 
 RULES = {
-    "trend": "**decreases** / **increases**: the 95% CI (t over seeds) of the per-seed "
-    "least-squares slope against log(amplitude) or log(SNR) lies below / above 0; "
-    "**no clear trend** otherwise.",
+    "trend": "slopes against log(amplitude) or log(SNR). " + stats.TREND_RULE,
     "auto-tuning": f"**set in the first epoch**: every run's mean alpha stays within a factor "
     f"{SET_AT_START:g} of its epoch-1 value at every later epoch (how far it moved from its "
     "value at initialisation during that first epoch is shown beside it); **tuned during "
@@ -55,25 +53,18 @@ def configs(settings) -> list:
 
 
 def trend(runs, key, value) -> dict:
-    """Per-seed slope of `value(run)` against log(config[`key`]), its 95% CI and the rule
-    `RULES["trend"]`."""
+    """Per-seed slope of `value(run)` (an accuracy or gap) against log(config[`key`]), judged
+    by `stats.trend_verdict` against a change of `stats.ACCURACY_EFFECT` across the runs'
+    range of `key`."""
     by_seed = {}
     for run in runs:
         if run.completed and value(run) is not None:
             by_seed.setdefault(run.seed, []).append((np.log(float(run.config[key])), value(run)))
-    slopes = np.array(
-        [np.polyfit(*zip(*points), 1)[0] for points in by_seed.values() if len(points) >= 2]
-    )
-    if len(slopes) == 0:
-        return {"slope_mean": None, "slope_ci95": None, "n_seeds": 0, "verdict": "no data"}
-    mean, half = float(np.mean(slopes)), stats.confidence_half_width(slopes)
-    if half is not None and mean + half < 0:
-        verdict = "decreases"
-    elif half is not None and mean - half > 0:
-        verdict = "increases"
-    else:
-        verdict = "no clear trend"
-    return {"slope_mean": mean, "slope_ci95": half, "n_seeds": len(slopes), "verdict": verdict}
+    slopes = [np.polyfit(*zip(*points), 1)[0] for points in by_seed.values() if len(points) >= 2]
+    logs = [x for points in by_seed.values() for x, _ in points]
+    log_range = max(logs) - min(logs) if logs else 0.0
+    delta = stats.ACCURACY_EFFECT / log_range if log_range > 0 else float("inf")
+    return stats.trend_verdict(slopes, delta)
 
 
 def accuracy_gap(run):
@@ -206,22 +197,12 @@ def caption_table2_rows(runs) -> list[dict]:
     reference = [(snr, row["l2"]) for snr, row in sorted(paper.TABLE2.items())]
     paper_slope = stats.loglog_slope(*zip(*reference))
     mine = [r for r in runs if r.study == table2.NAME]
-    out = [{"quantity": "paper's Table II L2", "slope_mean": paper_slope, "verdict": ""}]
+    # The paper's slope is one exact number: an interval of width 0 (two equal "seeds").
+    paper_row = stats.trend_verdict([paper_slope] * 2, stats.SLOPE_TOLERANCE)
+    out = [{"quantity": "paper's Table II L2", **paper_row}]
     for label, column in (("L2 of w (raw)", "l2"), ("L2 of w_bn (effective)", "l2_bn")):
         slopes = stats.slopes_by_seed(mine, "snr", stats.node_mean(column))
-        half = stats.confidence_half_width(slopes)
-        mean = float(np.mean(slopes)) if len(slopes) else None
-        verdict = "no data"
-        if mean is not None and half is not None:
-            verdict = (
-                "decreases"
-                if mean + half < 0
-                else "increases"
-                if mean - half > 0
-                else "no clear trend"
-            )
-        out.append({"quantity": label, "slope_mean": mean, "slope_ci95": half, "verdict": verdict})
-    out[0]["verdict"] = "increases" if paper_slope > 0 else "decreases"
+        out.append({"quantity": label, **stats.trend_verdict(slopes, stats.SLOPE_TOLERANCE)})
     return out
 
 
@@ -286,7 +267,7 @@ def section(runs, out) -> tuple[str, list[Path]]:
     trends = render.markdown_table(
         ["sweep", "quantity", "slope per log unit", "seeds", "verdict"],
         [
-            [r["key"], r["quantity"], _slope(r), r["n_seeds"], f"**{r['verdict']}**"]
+            [r["key"], r["quantity"], _slope(r), r["n_seeds"], f"**{stats.describe_trend(r)}**"]
             for r in result["regularization_trends"]
         ],
     )
@@ -310,7 +291,10 @@ def section(runs, out) -> tuple[str, list[Path]]:
     exponent = result["exponent"][0]
     caption2 = render.markdown_table(
         ["quantity", "log-log slope against SNR", "verdict"],
-        [[r["quantity"], _slope(r), f"**{r['verdict']}**"] for r in result["caption_table2"]],
+        [
+            [r["quantity"], _slope(r), f"**{stats.describe_trend(r)}**"]
+            for r in result["caption_table2"]
+        ],
     )
     text = [
         "## The untested claims",

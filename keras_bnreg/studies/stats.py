@@ -27,6 +27,24 @@ VERDICT_RULES = (
 )
 
 
+# A trend is judged against the smallest effect that would matter (an equivalence test), so
+# that an effect near zero cannot flip between "increases" and "no trend" from one machine's
+# float rounding to another's.
+ACCURACY_EFFECT = 0.01  # accuracy or gap: 1 percentage point across a sweep's whole range
+TREND_RULE = (
+    "A trend is a per-seed least-squares slope; each is judged against a stated smallest "
+    "effect of interest delta (accuracy and the train-test gap: a change of "
+    f"{ACCURACY_EFFECT * 100:g} percentage point across the sweep's whole range, i.e. delta = "
+    f"{ACCURACY_EFFECT:g} / ln(max/min) per log unit; log-log slopes: delta = "
+    f"{SLOPE_TOLERANCE:g}). **no trend larger than delta**: the 95% confidence interval (t over "
+    "seeds) lies inside (-delta, +delta); **increases** / **decreases by at least delta**: it "
+    "lies wholly above +delta / below -delta; **undecided**: it straddles ±delta, with the "
+    "seeds that the observed spread would need to decide (more than 100: the effect sits on "
+    "±delta)."
+)
+MOST_SEEDS = 100  # "undecided" estimates of more seeds than this are reported as "> 100"
+
+
 def confidence_half_width(values) -> float | None:
     """Half width of the 95% confidence interval of the mean of `values`:
     `t_{0.975, n-1} * s / sqrt(n)` (s the sample std). None for fewer than two values."""
@@ -74,6 +92,71 @@ def aggregate(runs, key: str) -> list[dict]:
             row[f"{quantity}_ci95"] = confidence_half_width(values)
         rows.append(row)
     return rows
+
+
+def trend_verdict(slopes, smallest_effect: float) -> dict:
+    """The rule of TREND_RULE for per-seed slopes against the smallest effect of interest.
+
+    Args:
+        slopes: one slope per seed.
+        smallest_effect: delta > 0, in the slopes' units.
+
+    Returns:
+        `slope_mean`, `slope_ci95`, `n_seeds`, `smallest_effect`, `verdict` ("no trend
+        larger than delta", "increases by at least delta", "decreases by at least delta",
+        "undecided", "no data") and `seeds_needed` (for "undecided": the seeds whose 95%
+        interval, at the observed spread, would be narrower than the distance between the
+        mean and ±delta; None otherwise or beyond MOST_SEEDS).
+    """
+    slopes = np.asarray(slopes, dtype=float)
+    slopes = slopes[np.isfinite(slopes)]
+    mean = float(np.mean(slopes)) if len(slopes) else None
+    half = confidence_half_width(slopes)
+    verdict, needed = ("undecided" if len(slopes) else "no data"), None
+    if half is not None:
+        low, high = mean - half, mean + half
+        if -smallest_effect < low and high < smallest_effect:
+            verdict = "no trend larger than delta"
+        elif low > smallest_effect:
+            verdict = "increases by at least delta"
+        elif high < -smallest_effect:
+            verdict = "decreases by at least delta"
+        else:
+            needed = seeds_to_decide(np.std(slopes, ddof=1), abs(abs(mean) - smallest_effect))
+    return {
+        "slope_mean": mean,
+        "slope_ci95": half,
+        "n_seeds": len(slopes),
+        "smallest_effect": float(smallest_effect),
+        "verdict": verdict,
+        "seeds_needed": needed,
+    }
+
+
+def seeds_to_decide(spread: float, margin: float) -> int | None:
+    """The fewest seeds n whose 95% half width `t_{0.975, n-1} * spread / sqrt(n)` is below
+    `margin`; None when more than MOST_SEEDS would be needed."""
+    from scipy import stats as scipy_stats  # a slow import: not at `reproduce.py --help`
+
+    for n in range(2, MOST_SEEDS + 1):
+        if float(scipy_stats.t.ppf(0.975, n - 1)) * spread / np.sqrt(n) < margin:
+            return n
+    return None
+
+
+def describe_trend(result: dict) -> str:
+    """The verdict in words, with delta and, for "undecided", the seeds it would need."""
+    delta = render_number(result.get("smallest_effect"))
+    verdict = result["verdict"].replace("delta", delta)
+    if result["verdict"] == "undecided":
+        needed = result.get("seeds_needed")
+        more = f"about {needed} seeds" if needed else f"more than {MOST_SEEDS} seeds"
+        verdict += f": need {more} (the CI straddles ±{delta})"
+    return verdict
+
+
+def render_number(value) -> str:
+    return "-" if value is None else f"{value:.2g}"
 
 
 def loglog_slope(x, y) -> float:
