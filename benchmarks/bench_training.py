@@ -63,7 +63,7 @@ def load_inputs(samples, seed=0):
         images, labels = np.tile(images, (reps, 1, 1))[:samples], np.tile(labels, reps)[:samples]
     else:
         sys.path.insert(0, str(ROOT / "tests"))
-        from conftest import synthetic_digits
+        from helpers import synthetic_digits
 
         images, labels = synthetic_digits(samples, seed)
     return images.reshape(len(images), -1), labels  # raw pixels: the model scales them

@@ -40,12 +40,12 @@ def fail(message: str, code: int = EXIT_BAD_INPUT):
     raise SystemExit(code)
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_class, skip=()) -> None:
-    """One flag per field of `config_class` (made with `config.setting`): help text,
-    default, type, nargs and choices all come from the field."""
+def add_config_flags(parser: argparse.ArgumentParser, config_class, only=None) -> None:
+    """One flag per field of `config_class` (made with `config.setting`), or per field named
+    in `only`: help text, default, type, nargs and choices all come from the field."""
     defaults = config_class()
     for item in dataclasses.fields(config_class):
-        if item.name in skip or "help" not in item.metadata:
+        if (only is not None and item.name not in only) or item.metadata.get("flag") is False:
             continue
         meta = item.metadata
         default = getattr(defaults, item.name)
@@ -71,7 +71,7 @@ def config_from_args(config_class, args, **extra):
     """The dataclass from parsed flags (lists become tuples), plus `extra` fields."""
     values = {}
     for item in dataclasses.fields(config_class):
-        if hasattr(args, item.name) and "help" in item.metadata:
+        if hasattr(args, item.name) and item.metadata.get("flag") is not False:
             value = getattr(args, item.name)
             values[item.name] = tuple(value) if isinstance(value, list) else value
     return config_class(**values, **extra)

@@ -42,21 +42,9 @@ _cached = {"key": None, "model": None}
 
 
 def shape_key(config: RunConfig, train_samples: int, steps_per_execution: int) -> tuple:
-    """Everything a compiled model bakes in: runs with equal keys can share one."""
-    return (
-        config.arch,
-        tuple(config.hidden),
-        config.bn_momentum,
-        config.batchnorm,
-        config.l2,
-        config.optimizer,
-        config.lr,
-        config.batch_size,
-        steps_per_execution,
-        config.jit_compile,
-        train_samples,
-        config.dtype,
-    )
+    """Everything a compiled model bakes in: the config's shape settings
+    (`RunConfig.compiled_shape`), the training inputs and the resolved steps per call."""
+    return (*config.compiled_shape(), train_samples, steps_per_execution)
 
 
 def model_for(config: RunConfig, train_samples: int, build_model, steps_per_execution: int):

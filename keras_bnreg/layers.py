@@ -132,7 +132,7 @@ class InspectableBatchNormalization(keras.layers.BatchNormalization):
     def load_own_variables(self, store):
         stock = self._stock_variables()
         count = len(store.keys())
-        if count not in (len(stock), len(stock) + 2):  # + 2: the old batch mean, variance
+        if count != len(stock):
             raise ValueError(
                 f"layer {self.name!r} expects {len(stock)} variables in the file, found {count}"
             )

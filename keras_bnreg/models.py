@@ -7,10 +7,10 @@ import contextlib
 
 import keras
 
+from keras_bnreg.config import INPUT_DIM, per_layer_epsilons
 from keras_bnreg.layers import InputScaling, InspectableBatchNormalization
 from keras_bnreg.pairs import Pair, find_pairs
 
-INPUT_DIM = 784
 NUM_CLASSES = 10
 INPUT_SCALING = "input_scaling"  # the name of the InputScaling layer that build_mlp adds
 
@@ -27,12 +27,11 @@ def training_seed(model: keras.Model) -> int | None:
 
 
 def input_scale(model: keras.Model) -> float | None:
-    """The scale of the model's `input_scaling` layer (`amplitude / 255` for a model that
-    train.py saved; an `InputScaling`, or a `Rescaling` in models saved before 2026-11-29),
-    or None when the model has none (it takes scaled inputs)."""
+    """The scale of the model's `InputScaling` layer named `input_scaling` (`amplitude / 255`
+    for a model that train.py saved), or None when the model has none (it takes scaled
+    inputs, or scales them some other way)."""
     for layer in model.layers:
-        scaling = isinstance(layer, (InputScaling, keras.layers.Rescaling))
-        if scaling and layer.name == INPUT_SCALING:
+        if isinstance(layer, InputScaling) and layer.name == INPUT_SCALING:
             return float(layer.scale)
     return None
 
@@ -98,9 +97,7 @@ def build_mlp(
     """
     names = [f"hidden{i + 1}" for i in range(len(hidden))] + ["output"]
     widths = list(hidden) + [num_classes]
-    epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
-    if len(epsilons) != len(names):
-        raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    epsilons = per_layer_epsilons(bn_epsilon, len(names))
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0. Received: {l2}")
     inputs = keras.Input(shape=(input_dim,), name="pixels")
@@ -146,9 +143,7 @@ def build_cnn(
     784-pixel inputs as the MLP.
     """
     names = [f"conv{i + 1}" for i in range(len(hidden))] + ["output"]
-    epsilons = list(bn_epsilon) * len(names) if len(bn_epsilon) == 1 else list(bn_epsilon)
-    if len(epsilons) != len(names):
-        raise ValueError(f"bn_epsilon needs 1 or {len(names)} values. Received: {len(bn_epsilon)}")
+    epsilons = per_layer_epsilons(bn_epsilon, len(names))
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0. Received: {l2}")
     side = int(round(input_dim**0.5))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from keras_bnreg import report, sweep
 from keras_bnreg.config import RunConfig
-from keras_bnreg.studies import STUDIES, Settings
+from keras_bnreg.studies import SEED_FLAGS, Settings, plan
 from keras_bnreg.studies.runs import read_runs
-from keras_bnreg.studies.settings import record_request
+from keras_bnreg.studies.settings import read_requests, record_request
 
 MAKE_TRAIN_MODEL = "amp4_seed0.keras"  # what `make train` writes
 
@@ -61,18 +61,28 @@ def settings(root) -> Settings:
 
 
 def study_runs(root, study: str) -> list:
-    """The runs `study` uses under `<root>/results`; when there are none, runs the study in
-    the notebook setting first. Rebuilds the tables and figures."""
+    """The runs `study` reads under `<root>/results` (`studies.plan.choose`); when there
+    are none, runs what the study needs in the notebook setting first (`studies.plan.plan`,
+    every seed flag at the setting's seeds). Rebuilds the tables and figures."""
     out = Path(root) / "results"
-    chosen = report.choose_runs(out, read_runs(out / "runs"))[0] if (out / "runs").is_dir() else {}
-    if not any(run.completed for run in chosen.get(study, [])):
-        configs = STUDIES[study].configs(settings(root))
-        print(f"no {study} results in {out}: running {len(configs)} small runs", file=sys.stderr)
-        record_request(out, {study: settings(root)})
-        sweep.run_sweep(configs, jobs=1, progress=False)
-        chosen = report.choose_runs(out, read_runs(out / "runs"))[0]
+
+    def chosen():
+        return plan.choose(out, read_runs(out / "runs"), read_requests(out))[0][study]
+
+    runs = chosen()
+    if not any(run.completed for run in runs):
+        base = settings(root)
+        counts = dict.fromkeys(SEED_FLAGS, base.seeds)
+        planned = plan.plan([study], base, counts, read_requests(out))
+        print(
+            f"no {study} results in {out}: running {len(planned.configs)} small runs",
+            file=sys.stderr,
+        )
+        record_request(out, planned.settings)
+        sweep.run_sweep(planned.configs, jobs=1, progress=False)
+        runs = chosen()
     report.build_outputs(out)
-    return chosen[study]
+    return runs
 
 
 def saved_model(root) -> tuple[Path, dict]:

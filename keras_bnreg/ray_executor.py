@@ -1,6 +1,8 @@
 """Run a sweep's configs as Ray tasks: the same `sweep.run_config`, scheduled by Ray.
 
 Imported only when `--executor ray` is asked for; importing keras_bnreg never imports Ray.
+Like `workers` for the local pool, it knows nothing of the sweep: `sweep.run_sweep` hands it
+the function each task runs and the outcome of a task that fails.
 
 - No address: `ray.init()` starts a local Ray on this machine (the embedded default).
 - `address`: joins an existing cluster (`ray start --head` / `ray start --address=...`).
@@ -9,7 +11,7 @@ Imported only when `--executor ray` is asked for; importing keras_bnreg never im
   shipped to the workers with Ray's `py_modules`.
 
 A task whose worker dies is retried (`max_retries`); a run that still fails comes back as
-a `RunOutcome` with status "failed" and the error, and the sweep goes on. Runs write their
+the outcome `failed` makes of the error, and the sweep goes on. Runs write their
 files atomically, so a killed worker leaves no half-written file behind.
 """
 
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from keras_bnreg.sweep import RunOutcome, run_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -54,15 +54,17 @@ def init(address=None, num_cpus=None):
     return True
 
 
-def run(configs, *, address=None, cpus_per_run=1, max_retries=2, function=run_config):
-    """Yield a RunOutcome per config as its Ray task finishes.
+def run(configs, *, function, failed, address=None, cpus_per_run=1, max_retries=2):
+    """Yield `function(config dict)` per config as its Ray task finishes.
 
     Args:
         configs: RunConfigs to run.
+        function: what each task runs (the sweep's `run_config`).
+        failed: `failed(config dict, message)` -> the outcome of a task that raised or whose
+            worker died more often than retried.
         address: a Ray cluster address; None starts a local Ray.
         cpus_per_run: CPUs Ray reserves per task (and TensorFlow threads per run).
         max_retries: retries of a task whose worker process died.
-        function: what each task runs (the sweep's own `run_config`).
     """
     configs = [_absolute(config) for config in configs]
     if not configs:
@@ -80,13 +82,7 @@ def run(configs, *, address=None, cpus_per_run=1, max_retries=2, function=run_co
                 yield ray.get(done[0])
             except Exception as error:  # the worker died more often than retried, or raised
                 message = str(error).strip().splitlines()[-1] if str(error).strip() else ""
-                yield RunOutcome(
-                    config.name,
-                    "failed",
-                    str(Path(config.out) / config.name),
-                    0.0,
-                    f"{type(error).__name__}: {message}"[:300],
-                )
+                yield failed(config.to_dict(), f"{type(error).__name__}: {message}"[:300])
     finally:
         if started:
             ray.shutdown()

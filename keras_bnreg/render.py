@@ -81,12 +81,12 @@ def caption(runs) -> str:
         return "no runs"
     data = sorted(
         {
-            f"{run.summary.get('data', {}).get('source', run.config.get('data'))} "
+            f"{run.summary.get('data', {}).get('source', run.config['data'])} "
             f"({run.summary.get('data', {}).get('n_train', '?')} training images)"
             for run in runs
         }
     )
-    epochs = sorted({int(run.config.get("epochs", 0)) for run in runs})
+    epochs = sorted({int(run.config["epochs"]) for run in runs})
     seeds = len({run.seed for run in runs})
     return (
         f"{' / '.join(data)}, {'/'.join(map(str, epochs))} epoch{'s' * (epochs != [1])}, "
@@ -96,6 +96,6 @@ def caption(runs) -> str:
 
 def width_text(runs) -> str:
     """The hidden widths of the runs, e.g. `300` or `16` or `[16, 16]` / `16`."""
-    widths = sorted({tuple(run.config.get("hidden") or ()) for run in runs if not run.problem})
+    widths = sorted({tuple(run.config["hidden"]) for run in runs if not run.problem})
     texts = [str(w[0]) if len(w) == 1 else str(list(w)) for w in widths]
     return " / ".join(texts) or "?"

@@ -1,8 +1,9 @@
 """REPORT.md: the studies' sections assembled, after the runs each study asked for are chosen.
 
 Every table, figure and section comes from a study module (`keras_bnreg.studies`); this
-module only reads the run directories once, selects for each study the runs its recorded
-settings ask for, lists every run it leaves out and why, and writes the report.
+module only reads the run directories once, has `studies.plan.choose` select for each study
+the runs its recorded settings ask for, lists every run left out and why, and writes the
+report.
 """
 
 from __future__ import annotations
@@ -11,50 +12,11 @@ import json
 from pathlib import Path
 
 from keras_bnreg import files, paper, render
-from keras_bnreg.studies import STUDIES, stats
-from keras_bnreg.studies.runs import read_runs, select
-from keras_bnreg.studies.settings import infer_settings, read_requests, settings_from_record
-from keras_bnreg.theory import plots as theory_plots
+from keras_bnreg.studies import plan, registry, stats
+from keras_bnreg.studies.runs import read_runs
+from keras_bnreg.studies.settings import REQUESTED, read_requests
 
 SHOWN_LEFT_OUT = 20  # run directories listed by name in the report; the rest are counted
-
-
-def settings_for(name, out, runs, record):
-    """The settings whose configs decide `name`'s runs: the last command that ran it, else
-    Table I's (Fig. 2 and (d) read Table I's runs), else any recorded study's; a damaged
-    record is skipped. Legacy directories without a record: the settings inferred from the
-    runs (None when there are none)."""
-    for key in dict.fromkeys((name, "table1", *record)):
-        if key in record:
-            try:
-                return settings_from_record(out, record[key])
-            except (KeyError, TypeError, ValueError, AttributeError):
-                continue
-    own = [run for run in runs if run.study == name]
-    return infer_settings(out, own or [run for run in runs if run.study == "table1"] or runs)
-
-
-def choose_runs(out, runs) -> tuple[dict, dict]:
-    """Study name -> the runs its settings ask for; run name -> why it was left out."""
-    record = read_requests(out)
-    chosen, reasons = {}, {}
-    for name, module in STUDIES.items():
-        if hasattr(module, "USES"):  # it reads the runs of the studies it names
-            chosen[name] = [run for used in module.USES for run in chosen.get(used, [])]
-            continue
-        settings = settings_for(name, out, runs, record)
-        if settings is None:
-            chosen[name] = []
-            continue
-        chosen[name], left_out = select(runs, module.configs(settings))
-        reasons.update(left_out)
-    used = {run.name for group in chosen.values() for run in group}
-    for run in runs:
-        if run.name not in used and run.name not in reasons:
-            reasons[run.name] = run.problem or (
-                "belongs to no study" if run.study is None else "not asked for by any study"
-            )
-    return chosen, {name: why for name, why in reasons.items() if name not in used}
 
 
 def build_outputs(out) -> list[Path]:
@@ -66,18 +28,22 @@ def build_outputs(out) -> list[Path]:
     runs = read_runs(out / "runs")
     if not runs:
         raise ValueError(f"no finished runs under {out / 'runs'}: run a study first")
-    chosen, left_out = choose_runs(out, runs)
+    record = read_requests(out)
+    chosen, left_out = plan.choose(out, runs, record)
     if not any(run.completed for group in chosen.values() for run in group):
+        no_record = "" if record else f"; no readable {REQUESTED} records what was asked for"
         raise ValueError(
             f"no completed run under {out / 'runs'} that a study can use "
-            f"({len(runs)} run directories: " + _status_counts(runs) + ")"
+            f"({len(runs)} run directories: " + _status_counts(runs) + no_record + ")"
         )
     written, sections = [], []
-    for name, module in STUDIES.items():
-        text, paths = module.section(chosen[name], out)
+    for name, study in registry().items():
+        text, paths = study.module.section(chosen[name], out)
         if text:
             sections.append(text.rstrip())
             written += paths
+    from keras_bnreg.theory import plots as theory_plots  # matplotlib only when writing
+
     theory_plots.plot_fig1(out / "fig1.png")
     written.append(out / "fig1.png")
     header = setup_section(out, chosen, left_out)
@@ -123,9 +89,9 @@ def setup_section(out, chosen, left_out) -> str:
             for name, group in chosen.items()
             if group
         ),
-        f"- Protocol: batch {config.get('batch_size')}, {config.get('optimizer')} lr "
-        f"{config.get('lr')}, init std {config.get('init_std')}, BN epsilon "
-        f"{config.get('bn_epsilon')} unless a study varies them (the paper states no epoch "
+        f"- Protocol: batch {config['batch_size']}, {config['optimizer']} lr "
+        f"{config['lr']}, init std {config['init_std']}, BN epsilon "
+        f"{config['bn_epsilon']} unless a study varies them (the paper states no epoch "
         "count).",
         f"- Runs: {len(used)} used ({len(completed)} completed, "
         f"{sum(r.status == 'diverged' for r in used)} diverged: counted, never averaged); "

@@ -9,6 +9,7 @@
     python reproduce.py ablations                 # what explains the numbers
     python reproduce.py all --jobs 2 --data auto --epochs 10 --out results/
     python reproduce.py report                    # rebuild every table and figure, no training
+    python reproduce.py all --plan                # what `all` would run; nothing trained
 
 Each run is the same `experiment.run` that train.py calls, in its own directory under
 <out>/runs; a rerun skips runs already completed with the same config, so a stopped sweep
@@ -23,77 +24,74 @@ import sys
 import time
 from pathlib import Path
 
-# Nothing here imports Keras or TensorFlow: every other import of the package sits inside
-# the function that needs it, after the arguments are parsed, so --help answers at once.
+# Nothing here imports Keras, TensorFlow or matplotlib (nor do the study modules when
+# imported): every other import of the package sits inside the function that needs it,
+# after the arguments are parsed, so --help answers at once.
 from keras_bnreg import extras
-from keras_bnreg.cli import ArgumentParser, fail
+from keras_bnreg.cli import ArgumentParser, add_config_flags, fail
+from keras_bnreg.config import RunConfig
+from keras_bnreg.studies import SEED_FLAGS, Settings, registry
 
-# The commands, listed here so that `--help` and argument errors answer before the package
-# (and with it TensorFlow) is imported. tests/test_reproduce.py checks that the studies
-# among them are exactly `keras_bnreg.studies.STUDIES`, with the same descriptions.
-STUDY_COMMANDS = {
-    "table1": "Table I: amplitude 2..6",
-    "table2": "Table II: SNR 100, 10, 1, 0.5 at amplitude 1",
-    "fig2": "Fig. 2: per-node alpha of the hidden nodes",
-    "ablations": "what explains the numbers: epsilon, optimizer, init, equivalence",
-    "baseline": "the MLP without BN, explicit L2 over a grid, rate chosen on validation",
-    "depth": "the amplitude sweep at 1, 2 and 4 hidden layers",
-    "readings": "which reading of the paper's columns fits: weights, units, squares, x1e8",
-    "identity": "the epsilon identity: amplitude a, eps e == amplitude 1, eps e/a^2 (float64)",
-    "claims": "the untested claims: regularization, auto-tuning, Eq. 4, the captions",
-    "cnn": "Table I's amplitude sweep on a small CNN (Conv2D+BN blocks)",
-}
 OTHER_COMMANDS = {
-    "all": "table1, table2, fig2, ablations, readings, identity and claims, then the report",
     "fig1": "Fig. 1: L2 shrinkage on a 2-D quadratic and the alpha BN would set",
     "report": "rebuild every table, figure and REPORT.md from <out>/runs (no training)",
 }
-ALL = ("table1", "table2", "fig2", "ablations", "readings", "identity", "claims")
-SEPARATE_SEEDS = ("ablations", "baseline", "depth")  # use --ablation-seeds
 EXECUTOR_NAMES = ("local", "ray")  # keras_bnreg.sweep.EXECUTOR_NAMES (checked by a test)
+
+
+def in_all() -> list[str]:
+    """The studies `all` runs (their `IN_ALL`), in the registry's order."""
+    return [name for name, study in registry().items() if study.in_all]
+
+
+def commands() -> dict[str, str]:
+    """Command -> description: every registered study, `all`, and the other commands."""
+    studies = {name: study.description for name, study in registry().items()}
+    return {**studies, "all": f"{_listed(in_all())}, then the report", **OTHER_COMMANDS}
+
+
+def _listed(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def settings_for(name, args):
-    from keras_bnreg.studies import Settings
+def plan_for(names, args):
+    """`studies.plan.plan` with this command's flags and the results directory's record."""
+    from keras_bnreg.studies import plan
+    from keras_bnreg.studies.settings import read_requests
 
-    seeds = args.seeds
-    if name in SEPARATE_SEEDS and args.ablation_seeds is not None:
-        seeds = args.ablation_seeds
-    return Settings(
-        out=args.out, data=args.data, epochs=args.epochs, seeds=seeds, hidden=tuple(args.hidden)
-    )
+    base = Settings(out=args.out, data=args.data, epochs=args.epochs, hidden=tuple(args.hidden))
+    counts = {flag: getattr(args, flag) for flag in SEED_FLAGS}
+    return plan.plan(names, base, counts, read_requests(args.out))
+
+
+def print_plan(names, args) -> int:
+    """--plan: what `run_study` would run, on stdout; nothing trained or written."""
+    from keras_bnreg.sweep import is_complete
+
+    planned = plan_for(names, args)
+    for name, reads in planned.reads.items():
+        print(f"{name}: reads {len(reads)} runs")
+    done = sum(is_complete(config) for config in planned.configs)
+    print(f"{len(planned.configs)} runs, {done} already completed, results in {args.out}:")
+    for config in planned.configs:
+        print(f"  {config.name} ({config.study})")
+    return 0
 
 
 def run_study(names, args) -> int:
-    """Run the named studies' configs (shared runs once), record what was asked for, then
+    """Run the named studies' runs (shared runs once), record what was asked for, then
     rebuild the outputs."""
-    from keras_bnreg.studies import STUDIES
-    from keras_bnreg.studies.settings import (
-        read_requests,
-        record_request,
-        settings_from_record,
-    )
+    from keras_bnreg.studies.settings import record_request
     from keras_bnreg.sweep import run_sweep
 
-    record = read_requests(args.out)
-    requested = {}
-    for name in names:
-        # A study that reads other studies' runs uses the settings they were last run with.
-        for study in getattr(STUDIES[name], "USES", (name,)):
-            if study not in requested and study != name and study in record:
-                requested[study] = settings_from_record(args.out, record[study])
-            requested.setdefault(study, settings_for(study, args))
-    configs, seen = [], set()
-    for name, settings in requested.items():
-        for config in STUDIES[name].configs(settings):
-            if config.name not in seen:
-                seen.add(config.name)
-                configs.append(config)
-    record_request(args.out, requested)
+    planned = plan_for(names, args)
+    configs = planned.configs
+    record_request(args.out, planned.settings)
     start = time.perf_counter()
     print(
         f"{' + '.join(names)}: {len(configs)} runs, up to {args.jobs} at a time "
@@ -149,10 +147,10 @@ def rebuild(out) -> int:
 
 
 def run_command(args) -> int:
-    if args.study in STUDY_COMMANDS:
+    if args.study in registry():
         return run_study([args.study], args)
     if args.study == "all":
-        return run_study(list(ALL), args)
+        return run_study(in_all(), args)
     if args.study == "fig1":
         from keras_bnreg.theory import plots as theory_plots
 
@@ -164,30 +162,25 @@ def run_command(args) -> int:
 
 def argparser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    listed = commands()
     parser.add_argument(
         "study",
-        choices=[*STUDY_COMMANDS, *OTHER_COMMANDS],
+        choices=list(listed),
         metavar="STUDY",
-        help="one of: "
-        + ", ".join(f"{k} ({v})" for k, v in {**STUDY_COMMANDS, **OTHER_COMMANDS}.items()),
+        help="one of: " + ", ".join(f"{k} ({v})" for k, v in listed.items()),
     )
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per setting (default: 5)")
+    for flag, default in SEED_FLAGS.items():
+        takers = [name for name, study in registry().items() if study.seeds == flag]
+        parser.add_argument(
+            "--" + flag.replace("_", "-"),
+            type=int,
+            default=default,
+            help=f"seeds per setting of {_listed(takers)} (default: {default})",
+        )
+    add_config_flags(parser, RunConfig, only=("data", "epochs", "hidden"))
     parser.add_argument(
-        "--ablation-seeds",
-        type=int,
-        default=2,
-        help="seeds per setting of the ablations, baseline and depth studies (default: 2)",
+        "--out", default=Settings.out, help=f"results directory (default: {Settings.out})"
     )
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per run (default: 10)")
-    parser.add_argument("--data", default="auto", help="as train.py --data (default: auto)")
-    parser.add_argument(
-        "--hidden",
-        type=int,
-        nargs="+",
-        default=[300],
-        help="hidden widths (default: 300, the paper's)",
-    )
-    parser.add_argument("--out", default="results", help="results directory (default: results)")
     parser.add_argument(
         "--jobs",
         type=int,
@@ -209,12 +202,18 @@ def argparser() -> ArgumentParser:
         default=1,
         help="TensorFlow threads per run, Ray CPUs per task (default: 1)",
     )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the runs the command would make (and how many are already completed), "
+        "then stop: nothing trained, nothing written",
+    )
     return parser
 
 
 def main(argv=None) -> int:
     args = argparser().parse_args(argv)
-    for name in ("seeds", "ablation_seeds", "epochs", "jobs", "cpus_per_run"):
+    for name in (*SEED_FLAGS, "epochs", "jobs", "cpus_per_run"):
         value = getattr(args, name)
         if value is not None and value < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1. Received: {value}")
@@ -230,6 +229,10 @@ def main(argv=None) -> int:
             f"--data {args.data}: no such file or directory (expected auto, tfds, bundled, a "
             "mnist.npz file or a directory of MNIST IDX files)"
         )
+    if args.plan:
+        if args.study in OTHER_COMMANDS:
+            fail(f"--plan goes with a study or all, not {args.study}")
+        return print_plan(in_all() if args.study == "all" else [args.study], args)
     try:
         extras.require(
             "reproduce.py", "tensorflow", "matplotlib", "tqdm", "threadpoolctl", "mlxtend"

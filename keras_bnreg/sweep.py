@@ -2,10 +2,9 @@
 
 A sweep is a list of RunConfigs. A run is skipped when its directory holds an intact run
 (`manifest.json`, written last, still matches every file), a `summary.json` with status
-"completed" and a `config.json` equal to the config (ignoring settings that do not change
-the science: threads, output paths, TensorBoard), so a sweep stopped by Ctrl-C or a crash
-resumes where it stopped. Executors run the same function, `run_config`, whatever schedules
-it: a local process pool (default) or Ray
+"completed" and a `config.json` whose science settings (`config.ROLES`) equal the config's,
+so a sweep stopped by Ctrl-C or a crash resumes where it stopped. Executors run the same
+function, `run_config`, whatever schedules it: a local process pool (default) or Ray
 (`keras_bnreg.ray_executor`, imported only when asked for).
 """
 
@@ -27,8 +26,6 @@ from threadpoolctl import threadpool_limits
 from keras_bnreg import manifest
 from keras_bnreg.config import RunConfig
 
-# Settings that decide where and how fast a run goes, not what it computes.
-NOT_SCIENTIFIC = ("threads", "out", "models_dir", "tensorboard", "extra", "study", "role")
 EXECUTOR_NAMES = ("local", "ray")
 LOCK_NAME = ".sweep.lock"
 
@@ -42,26 +39,19 @@ class RunOutcome:
     message: str = ""
 
 
-def scientific(config_dict: dict) -> dict:
-    return {k: v for k, v in config_dict.items() if k not in NOT_SCIENTIFIC}
-
-
 def is_complete(config: RunConfig) -> bool:
-    """True if `config`'s run directory holds a completed run of the same config, every
-    file of it intact (`manifest.json` written last by the run: sizes and sha256)."""
+    """True if `config`'s run directory holds a completed run of the same science settings
+    (`RunConfig.science_differences`), every file of it intact (`manifest.json` written
+    last by the run: sizes and sha256)."""
     run_dir = Path(config.out) / config.name
     if manifest.problem(run_dir) is not None:
         return False
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         saved = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
+        return summary.get("status") == "completed" and not config.science_differences(saved)
+    except (OSError, ValueError, TypeError, AttributeError):
         return False
-    # Through RunConfig: settings added since that run was made take their defaults.
-    saved = json.loads(json.dumps(RunConfig.from_dict(saved).to_dict()))
-    return summary.get("status") == "completed" and scientific(saved) == scientific(
-        json.loads(json.dumps(config.to_dict()))
-    )
 
 
 def run_config(config_dict: dict) -> RunOutcome:
@@ -141,11 +131,8 @@ def locked(directory):
 
 
 def group_key(config_dict: dict) -> tuple:
-    """Runs with equal keys can share a worker's compiled model (same data, same shape)."""
-    fields = ("data", "data_dir", "validation_fraction", "arch", "hidden", "bn_momentum")
-    fields += ("batchnorm", "l2", "optimizer", "lr", "batch_size", "steps_per_execution")
-    fields += ("jit_compile", "dtype")
-    return tuple(json.dumps(config_dict.get(name), sort_keys=True) for name in fields)
+    """Runs with equal keys can share a worker's compiled model (`RunConfig.compiled_shape`)."""
+    return RunConfig.from_dict(config_dict).compiled_shape()
 
 
 def run_sweep(
@@ -214,7 +201,11 @@ def run_sweep(
                 from keras_bnreg import ray_executor  # Ray only when asked for
 
                 for outcome in ray_executor.run(
-                    pending, address=address, cpus_per_run=cpus_per_run
+                    pending,
+                    function=run_config,
+                    failed=failed_outcome,
+                    address=address,
+                    cpus_per_run=cpus_per_run,
                 ):
                     report(outcome)
             else:
@@ -281,14 +272,15 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"--address {address}: no Ray head reachable ({reason})") from None
 
 
-def _lost(config_dict, exitcode) -> RunOutcome:
+def failed_outcome(config_dict, message) -> RunOutcome:
+    """The outcome of a run that could not report its own (its worker died, Ray failed)."""
     config = RunConfig.from_dict(config_dict)
-    return RunOutcome(
-        config.name,
-        "failed",
-        str(Path(config.out) / config.name),
-        0.0,
-        f"the worker process died (exit code {exitcode}; out of memory or killed?)",
+    return RunOutcome(config.name, "failed", str(Path(config.out) / config.name), 0.0, message)
+
+
+def _lost(config_dict, exitcode) -> RunOutcome:
+    return failed_outcome(
+        config_dict, f"the worker process died (exit code {exitcode}; out of memory or killed?)"
     )
 
 

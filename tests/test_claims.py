@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import study_run
 
 from keras_bnreg import files
 from keras_bnreg.studies import claims
-from keras_bnreg.studies.runs import Run
-
-
-def fake_run(study, seed, amplitude=1.0, snr=None, train=0.99, test=0.9, alpha_scale=1.0):
-    rng = np.random.default_rng(seed)
-    nodes = {
-        "alpha": alpha_scale * amplitude * rng.uniform(1.0, 2.0, 6),
-        "l2": np.full(6, 2.0) * (1.0 if snr is None else snr**0.5),
-        "l2_bn": np.full(6, 0.5),
-        "gamma": np.full(6, 1.5),
-        "moving_variance": np.full(6, 8.0),
-    }
-    config = {"amplitude": amplitude, "snr": snr, "seed": seed, "init_std": 0.01}
-    config["resolved_bn_epsilons"] = [1.0, 1e-3]
-    summary = {
-        "status": "completed",
-        "final": {"accuracy": train, "test_accuracy": test},
-        "data": {"r_mean_eigenvalue": 0.1 * amplitude**2},
-    }
-    name = f"{study}_{amplitude:g}_{snr}_{seed}"
-    return Run(name, config, summary, nodes, study=study, role={})
 
 
 def test_trend_rule_reads_the_confidence_interval():
     falling = [
-        fake_run("table1", seed, amplitude=a, test=0.9 - 0.01 * a + 0.001 * seed)
+        study_run("table1", seed, amplitude=a, test=0.9 - 0.01 * a + 0.001 * seed)
         for seed in range(3)
         for a in (2.0, 4.0, 6.0)
     ]
@@ -40,19 +20,19 @@ def test_trend_rule_reads_the_confidence_interval():
     assert result["verdict"] == "decreases by at least delta"
     assert result["smallest_effect"] == pytest.approx(0.01 / np.log(3))  # 1 point over 2..6
     flat = [
-        fake_run("table1", seed, amplitude=a, test=0.9 + 0.01 * (-1) ** (seed + int(a)))
+        study_run("table1", seed, amplitude=a, test=0.9 + 0.01 * (-1) ** (seed + int(a)))
         for seed in range(3)
         for a in (2.0, 4.0)
     ]
     flat_result = claims.trend(flat, "amplitude", claims.test_accuracy)
     assert flat_result["verdict"] == "no trend larger than delta"
     assert claims.trend([], "amplitude", claims.test_accuracy)["verdict"] == "no data"
-    gap = claims.accuracy_gap(fake_run("table1", 0, train=0.95, test=0.9))
+    gap = claims.accuracy_gap(study_run("table1", 0, train=0.95, test=0.9))
     assert gap == pytest.approx(0.05)
 
 
 def test_constraint_is_gamma_norm_squared_over_the_bn_scale():
-    run = fake_run("table1", 0)
+    run = study_run("table1", 0)
     np.testing.assert_allclose(claims.constraint(run), 1.5 * 4.0 / 3.0)  # sqrt(8 + 1) = 3
     rows = claims.constraint_rows([run])
     assert rows[0]["median"] == pytest.approx(2.0)
@@ -61,14 +41,14 @@ def test_constraint_is_gamma_norm_squared_over_the_bn_scale():
 
 
 def test_alpha_exponent_against_the_input_second_moment():
-    runs = [fake_run("table1", s, amplitude=a) for s in range(3) for a in (2.0, 3.0, 4.0, 6.0)]
+    runs = [study_run("table1", s, amplitude=a) for s in range(3) for a in (2.0, 3.0, 4.0, 6.0)]
     row = claims.exponent_row(runs)  # alpha ~ a, second moment ~ a^2: exponent 1/2
     assert row["slope_mean"] == pytest.approx(0.5, abs=0.1)
     assert row["eq3_exponent_half"] and not row["caption_exponent_1"]
 
 
 def test_table2_caption_confronted_with_the_paper_and_the_runs():
-    runs = [fake_run("table2", s, snr=snr) for s in range(3) for snr in (0.5, 1.0, 10.0, 100.0)]
+    runs = [study_run("table2", s, snr=snr) for s in range(3) for snr in (0.5, 1.0, 10.0, 100.0)]
     rows = {row["quantity"]: row for row in claims.caption_table2_rows(runs)}
     # against its own caption
     assert rows["paper's Table II L2"]["verdict"] == "increases by at least delta"
@@ -77,7 +57,7 @@ def test_table2_caption_confronted_with_the_paper_and_the_runs():
 
 
 def test_alpha_over_epochs_and_the_auto_tuning_rule(tmp_path):
-    run = fake_run("table1", 0, amplitude=2.0)
+    run = study_run("table1", 0, amplitude=2.0)
     history = [{"epoch": e, "alpha_mean": value} for e, value in ((1, 1.0), (2, 1.5), (3, 1.8))]
     row = claims.alpha_over_epochs(run, history)
     assert row["alpha_initial_expected"] == pytest.approx(0.01 * np.sqrt(784 * 0.4))
@@ -91,8 +71,8 @@ def test_alpha_over_epochs_and_the_auto_tuning_rule(tmp_path):
 
 
 def test_section_writes_every_claim(tmp_path):
-    runs = [fake_run("table1", s, amplitude=a) for s in range(2) for a in (2.0, 4.0)]
-    runs += [fake_run("table2", s, snr=snr) for s in range(2) for snr in (1.0, 10.0)]
+    runs = [study_run("table1", s, amplitude=a) for s in range(2) for a in (2.0, 4.0)]
+    runs += [study_run("table2", s, snr=snr) for s in range(2) for snr in (1.0, 10.0)]
     text, written = claims.section(runs, tmp_path)
     for heading in ("**1.", "**2.", "**3.", "**4.", "**5."):
         assert heading in text

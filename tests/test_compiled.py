@@ -8,56 +8,15 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import PROBES, ROOT, without_timing
 
 from keras_bnreg import files, manifest
 
-TIMING = {"epoch_seconds", "monitor_seconds"}
 
-# Runs one after another in one process, as a sweep worker does; `interrupt` names a run
-# stopped by Ctrl-C after its first epoch (KeyboardInterrupt raised from a callback),
-# `diverge` one whose first kernel is NaN when training starts (loss NaN: diverged).
-SCRIPT = """
-import json, sys
-from keras_bnreg import compiled, experiment
-from keras_bnreg.callbacks import HistoryWriter
-from keras_bnreg.config import RunConfig
-
-plan = json.loads(sys.argv[1])
-original = HistoryWriter.on_epoch_end
-
-def on_epoch_end(self, epoch, logs=None):
-    original(self, epoch, logs)
-    if CURRENT == plan["interrupt"]:
-        raise KeyboardInterrupt
-
-HistoryWriter.on_epoch_end = on_epoch_end
-train_model = experiment.train_model
-
-def poisoned_train_model(model, *args, **kwargs):
-    if CURRENT == plan["diverge"]:
-        dense = next(layer for layer in model.layers if hasattr(layer, "kernel"))
-        dense.kernel.assign(dense.kernel * float("nan"))
-    return train_model(model, *args, **kwargs)
-
-experiment.train_model = poisoned_train_model
-reused = []
-for config in plan["configs"]:
-    config = RunConfig.from_dict(config)
-    CURRENT = config.name
-    before = compiled._cached["model"]
-    result = experiment.run(config, verbose=0, notify=lambda message: None)
-    reused.append(before is not None and compiled._cached["model"] is before)
-    print(json.dumps([config.name, result.status]))
-print(json.dumps(reused))
-"""
-
-
-def run_in_fresh_process(plan, tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(SCRIPT)
+def run_in_fresh_process(plan):
+    """`probes.runs_in_one_worker(plan)` in a process of its own (not waited for)."""
     return subprocess.Popen(
-        [sys.executable, str(script), json.dumps(plan)],
+        [sys.executable, str(PROBES), "runs_in_one_worker", json.dumps(plan)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -69,10 +28,6 @@ def finish(process):
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("[")]
-
-
-def strip(rows):
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
 @pytest.mark.slow
@@ -102,8 +57,7 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
     ]
     alone_names = ["b", "e", "g"]
     worker = run_in_fresh_process(
-        {"configs": [c.to_dict() for c in sequence], "interrupt": "f", "diverge": "d"},
-        tmp_path,
+        {"configs": [c.to_dict() for c in sequence], "interrupt": "f", "diverge": "d"}
     )
     alone = []
     for config in sequence:
@@ -111,8 +65,7 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
             config = config.replace(out=str(tmp_path / "alone"))
             alone.append(
                 run_in_fresh_process(
-                    {"configs": [config.to_dict()], "interrupt": None, "diverge": None},
-                    tmp_path,
+                    {"configs": [config.to_dict()], "interrupt": None, "diverge": None}
                 )
             )
             if len(alone) == 2:  # two cores: at most three processes at a time
@@ -139,7 +92,7 @@ def test_consecutive_runs_in_one_worker_equal_runs_made_alone(tmp_path, small_np
             assert len(ours) == (
                 2 if table == "history.csv" else 16 if table == "nodes.csv" else 10
             )
-            assert strip(ours) == strip(theirs), (name, table)
+            assert without_timing(ours) == without_timing(theirs), (name, table)
         assert manifest.problem(tmp_path / "worker" / name) is None
 
 

@@ -1,10 +1,18 @@
+import dataclasses
 import json
 import math
 
 import pytest
 
-from keras_bnreg import paper
-from keras_bnreg.config import ConfigError, RunConfig
+from keras_bnreg import compiled, paper, sweep
+from keras_bnreg.config import (
+    ROLES,
+    ConfigError,
+    RunConfig,
+    fields_with,
+    per_layer_epsilons,
+    setting,
+)
 
 
 @pytest.mark.parametrize(
@@ -58,3 +66,50 @@ def test_reference_rows():
     assert paper.reference_row(1, 0.5) == ("Table II", paper.TABLE2[0.5])
     assert paper.reference_row(4, 10) is None
     assert paper.reference_row(1.5, None) is None
+
+
+def test_every_setting_states_its_role_and_whether_it_shapes_a_compiled_model():
+    for item in dataclasses.fields(RunConfig):
+        assert item.metadata.get("role") in ROLES, f"{item.name} has no role"
+        assert isinstance(item.metadata.get("shape"), bool), f"{item.name}: shape?"
+    with pytest.raises(ValueError, match="role must be one of science, speed, output"):
+        setting(1, "a setting without a role", role="none")
+
+
+def test_resume_grouping_and_compiled_shape_follow_the_roles():
+    config = RunConfig(run_name="r")
+    for name in fields_with(role="science"):
+        changed = {
+            "hidden": (8,),
+            "bn_epsilon": (0.1,),
+            "snr": 10.0,
+            "data": "bundled",
+            "data_dir": "d",
+            "arch": "cnn",
+            "optimizer": "sgd",
+            "dtype": "float64",
+        }.get(name)
+        value = getattr(config, name)
+        if changed is None:
+            changed = (not value) if isinstance(value, bool) else value + 1
+        other = config.replace(**{name: changed})
+        assert set(config.science_differences(other.to_dict())) == {name}, name
+        shaped = name in fields_with(shape=True)
+        assert (sweep.group_key(other.to_dict()) != sweep.group_key(config.to_dict())) == shaped
+        assert (compiled.shape_key(other, 600, 5) != compiled.shape_key(config, 600, 5)) == shaped
+    # Speed and output settings never decide whether a run counts as done.
+    others = {"threads": 2, "out": "elsewhere", "monitor_chunk": 7, "study": "x", "role": {"a": 1}}
+    assert config.science_differences(config.replace(**others).to_dict()) == {}
+    # A setting added after a run was made takes its default when the run is compared.
+    saved = {k: v for k, v in config.to_dict().items() if k != "validation_fraction"}
+    assert config.science_differences(saved) == {}
+    assert config.replace(validation_fraction=0.1).science_differences(saved) == {
+        "validation_fraction": (0.0, 0.1)
+    }
+
+
+def test_one_epsilon_or_one_per_bn_layer():
+    assert per_layer_epsilons((1e-3,), 3) == (1e-3, 1e-3, 1e-3)
+    assert per_layer_epsilons((1e-5, 1e-3), 2) == (1e-5, 1e-3)
+    with pytest.raises(ConfigError, match=r"one per BN layer \(3\). Received: 2 values"):
+        per_layer_epsilons((1e-5, 1e-3), 3)

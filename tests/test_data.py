@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import MNIST_T10K, synthetic_digits, write_npz
+from helpers import MNIST_T10K, synthetic_digits, write_npz
 
 from keras_bnreg import data
+from keras_bnreg.data import sources
 
 
 def write_idx(path, array, magic, compress):
@@ -96,7 +97,7 @@ def test_bundled_is_a_stratified_seeded_split_of_genuine_digits():
 
 
 def test_auto_falls_back_to_bundled_quickly_offline(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "download_host_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(sources, "download_host_reachable", lambda timeout=3.0: False)
     notices = []
     import tensorflow_datasets  # noqa: F401  (its import time is not the network wait)
 
@@ -112,7 +113,7 @@ def test_tfds_source_and_auto_with_mocked_tfds(monkeypatch):
     import tensorflow_datasets as tfds
 
     # mock_data stands in for the download, so the host must look reachable
-    monkeypatch.setattr(data, "download_host_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(sources, "download_host_reachable", lambda timeout=3.0: True)
     with tfds.testing.mock_data(num_examples=30):
         raw = data.load_raw("tfds")
         assert raw.source == "tfds"
@@ -122,7 +123,7 @@ def test_tfds_source_and_auto_with_mocked_tfds(monkeypatch):
 
 
 def bad_npz(tmp_path, **overrides):
-    arrays = dict(zip(data.NPZ_KEYS, [*synthetic_digits(10), *synthetic_digits(5, 1)]))
+    arrays = dict(zip(sources.NPZ_KEYS, [*synthetic_digits(10), *synthetic_digits(5, 1)]))
     arrays.update(overrides)
     arrays = {k: v for k, v in arrays.items() if v is not None}
     path = tmp_path / "bad.npz"
@@ -211,7 +212,7 @@ def test_idx_header_sizes_that_overflow_are_a_data_error(tmp_path):
 
 
 def test_tfds_offline_fails_in_seconds(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "download_host_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(sources, "download_host_reachable", lambda timeout=3.0: False)
     import tensorflow_datasets  # noqa: F401  (its import time is not the network wait)
 
     start = time.perf_counter()

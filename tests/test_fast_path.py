@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import synthetic_digits
+from helpers import synthetic_digits
 
 from keras_bnreg import experiment
 from keras_bnreg.config import RunConfig

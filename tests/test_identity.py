@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from keras_bnreg import experiment, files
 from keras_bnreg.config import ConfigError, RunConfig

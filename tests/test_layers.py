@@ -47,8 +47,9 @@ def test_statistics_without_scale_and_center():
     np.testing.assert_array_equal(stats["beta"], np.zeros(3))
 
 
-def test_loads_a_model_saved_with_the_old_batch_statistics(tmp_path):
-    """Files from earlier versions hold two more BN variables (the last batch's moments)."""
+def test_a_file_with_other_bn_variables_is_refused_by_name(tmp_path):
+    """A file whose BN layers hold two more variables (a layout no release wrote) is not
+    guessed at: loading it names the layer and the counts."""
     model = build_mlp((5,), input_dim=7, seed=2)
     path = tmp_path / "old.keras"
     model.save(path)
@@ -68,10 +69,10 @@ def test_loads_a_model_saved_with_the_old_batch_statistics(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         for name, content in entries.items():
             archive.writestr(name, content)
-    loaded = keras.models.load_model(path, safe_mode=True)
-    for name in ("hidden1_bn", "output_bn"):
-        for key, value in model.get_layer(name).statistics().items():
-            np.testing.assert_array_equal(loaded.get_layer(name).statistics()[key], value)
+    with pytest.raises(
+        ValueError, match="layer 'hidden1_bn' expects 4 variables in the file, found 6"
+    ):
+        keras.models.load_model(path, safe_mode=True)
 
 
 def test_folding_identity_in_inference_mode():
@@ -129,7 +130,7 @@ def test_build_mlp_structure_and_epsilons():
     # Dense kernel + bias; BN gamma, beta, moving mean/variance, and its epsilon (a scalar).
     assert model.count_params() == (784 * 300 + 300) + 4 * 300 + (300 * 10 + 10) + 4 * 10 + 2
     assert len(model.trainable_weights) == 8
-    with pytest.raises(ValueError, match="bn_epsilon needs 1 or 2 values"):
+    with pytest.raises(ValueError, match=r"bn_epsilon takes 1 value or one per BN layer \(2\)"):
         build_mlp((300,), bn_epsilon=(1e-3, 1e-3, 1e-3))
 
 
@@ -209,20 +210,15 @@ def test_a_saved_model_records_the_package_version_that_wrote_it(tmp_path):
     assert written_by(keras.models.load_model(path)) == f"keras-bnreg {keras_bnreg.__version__}"
 
 
-def test_models_saved_with_a_rescaling_layer_still_report_their_scale(tmp_path):
-    """Models saved before InputScaling start with Keras's Rescaling named input_scaling."""
+def test_only_the_packages_input_scaling_layer_gives_a_models_input_scale():
+    """A Keras `Rescaling` named input_scaling is some other model's preprocessing: not read
+    as the package's input scaling (nothing is guessed from a layer's name)."""
     from keras_bnreg import input_scale
-    from keras_bnreg.pairs import find_pairs
 
     inputs = keras.Input((784,))
     x = keras.layers.Rescaling(np.float64(3 / 255), name="input_scaling")(inputs)
-    x = keras.layers.Dense(5, name="hidden1")(x)
-    x = InspectableBatchNormalization(name="hidden1_bn")(x)
-    path = tmp_path / "old.keras"
-    keras.Model(inputs, x).save(path)
-    loaded = keras.models.load_model(path, safe_mode=True)
-    assert input_scale(loaded) == pytest.approx(3 / 255, rel=1e-12)
-    assert find_pairs(loaded)[0].fixed_inputs
+    assert input_scale(keras.Model(inputs, keras.layers.Dense(5)(x))) is None
+    assert input_scale(build_mlp((5,), input_scale=3 / 255)) == pytest.approx(3 / 255, rel=1e-12)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -5,13 +5,12 @@ only the small-setting switch and a small data file, which a person could set to
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import nbformat
 import pytest
-from conftest import ROOT
+from helpers import ROOT, copy_checkout
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -20,15 +19,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory):
     """The repository's tracked files copied to a temporary folder (layout as cloned)."""
-    target = tmp_path_factory.mktemp("checkout") / "keras-bnreg"
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    for name in tracked:
-        if (ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target / name)
-    return target
+    return copy_checkout(tmp_path_factory.mktemp("checkout") / "keras-bnreg")
 
 
 @pytest.fixture()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import json
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT, probe, without_timing
 
 from keras_bnreg import files, sweep
 from keras_bnreg.studies import Settings, table1
-
-TIMING = {"epoch_seconds", "monitor_seconds"}
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +29,6 @@ def tiny_configs(out, data, amplitudes=(2.0, 4.0)):
     return [c for c in table1.configs(settings) if c.amplitude in amplitudes]
 
 
-def strip(rows):
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
-
-
 def test_ray_gives_the_same_results_as_the_process_pool(ray_session, tmp_path, small_npz):
     # jobs=2: spawned workers apply threads=1 as Ray's workers do (in-process runs cannot,
     # once TensorFlow has started, and a different thread count changes float rounding).
@@ -48,7 +41,7 @@ def test_ray_gives_the_same_results_as_the_process_pool(ray_session, tmp_path, s
         for name in ("history.csv", "nodes.csv", "nodes_output.csv"):
             ours = files.read_csv(tmp_path / "local" / "runs" / outcome.name / name)
             theirs = files.read_csv(tmp_path / "ray" / "runs" / outcome.name / name)
-            assert strip(ours) == strip(theirs), (outcome.name, name)
+            assert without_timing(ours) == without_timing(theirs), (outcome.name, name)
     again = sweep.run_sweep(
         tiny_configs(tmp_path / "ray", small_npz), executor="ray", progress=False
     )
@@ -69,7 +62,11 @@ def test_a_dying_worker_is_retried_and_a_failing_run_reported(ray_session, tmp_p
         return sweep.run_config(config_dict)
 
     configs = tiny_configs(tmp_path, small_npz, amplitudes=(2.0,))
-    outcomes = list(ray_executor.run(configs, function=crash_first_time, max_retries=2))
+    outcomes = list(
+        ray_executor.run(
+            configs, function=crash_first_time, failed=sweep.failed_outcome, max_retries=2
+        )
+    )
     assert marker.exists() and [o.status for o in outcomes] == ["completed"]
     assert sweep.is_complete(configs[0])
 
@@ -79,21 +76,15 @@ def test_a_dying_worker_is_retried_and_a_failing_run_reported(ray_session, tmp_p
         os._exit(1)
 
     other = tiny_configs(tmp_path / "other", small_npz, amplitudes=(4.0,))
-    outcomes = list(ray_executor.run(other, function=always_crash, max_retries=1))
+    outcomes = list(
+        ray_executor.run(other, function=always_crash, failed=sweep.failed_outcome, max_retries=1)
+    )
     assert [o.status for o in outcomes] == ["failed"] and outcomes[0].message
     run_dir = tmp_path / "other" / "runs" / other[0].name
     assert not (run_dir / "summary.json").exists()
 
 
 def test_importing_the_package_and_train_py_does_not_import_ray():
-    code = (
-        "import sys, runpy; sys.argv = ['train.py', '--help']\n"
-        "import keras_bnreg, keras_bnreg.experiment, keras_bnreg.sweep\n"
-        "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "assert 'ray' not in sys.modules, 'ray was imported'\nprint('no ray')"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0 and "no ray" in result.stdout, result.stderr[-2000:]
+    result = probe("no_ray", cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1]) is False, "ray was imported"

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, person_environment, synthetic_digits, write_npz
+from helpers import ROOT, person_environment, synthetic_digits, write_npz
 
 RUN = ["--run-name", "amp1_seed0", "--out", "runs", "--models-dir", "models", "--quiet"]
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
+from helpers import ROOT, probe
 
 from keras_bnreg import files, manifest, paper, report, reproduce, sweep
-from keras_bnreg.studies import STUDIES, Settings, ablations, readings, stats, table1
+from keras_bnreg.studies import Settings, ablations, plan, readings, stats, table1
 from keras_bnreg.studies.runs import Run, read_run
+from keras_bnreg.studies.settings import record_request
 
 TINY = ["--epochs", "1", "--seeds", "1", "--hidden", "8", "--jobs", "1"]
 
@@ -18,7 +23,9 @@ TINY = ["--epochs", "1", "--seeds", "1", "--hidden", "8", "--jobs", "1"]
 def table1_out(tmp_path_factory, small_npz):
     """Table I's and then Table II's tiny sweeps into one results directory."""
     out = tmp_path_factory.mktemp("results")
+    start = time.perf_counter()
     assert reproduce.main(["table1", "--data", str(small_npz), "--out", str(out), *TINY]) == 0
+    (out.parent / f"{out.name}.table1_seconds").write_text(str(time.perf_counter() - start))
     assert reproduce.main(["table2", "--data", str(small_npz), "--out", str(out), *TINY]) == 0
     return out
 
@@ -120,6 +127,7 @@ def test_equivalence_amplitude_and_epsilon(tmp_path, small_npz):
         # non-equivalent run differs by > 1e-3: two orders of magnitude apart.
         assert np.max(np.abs(kernel - equivalent)) <= 1e-5 * scale
         assert np.max(np.abs(kernel - reference)) > 1e-3 * scale
+    record_request(tmp_path, {"ablations": settings})  # what `reproduce.py ablations` records
     report.build_outputs(tmp_path)
     assert "diff to equivalent run" in (tmp_path / "REPORT.md").read_text()
 
@@ -168,17 +176,22 @@ def test_confidence_interval_is_the_t_interval():
     assert stats.confidence_half_width([1.0]) is None
 
 
-def test_cli_lists_exactly_the_registered_studies():
-    assert {name: module.DESCRIPTION for name, module in STUDIES.items()} == (
-        reproduce.STUDY_COMMANDS
-    )
+def test_reproduce_and_the_sweep_name_the_same_executors():
     assert reproduce.EXECUTOR_NAMES == sweep.EXECUTOR_NAMES
 
 
 @pytest.mark.slow
-def test_table_columns_come_from_runs_that_record_their_study(table1_out):
-    config = json.loads((table1_out / "runs" / "table1_amp2_seed0" / "config.json").read_text())
+def test_a_table_uses_the_runs_that_record_its_study_not_their_names(table1_out, tmp_path):
+    out = _copy_results(table1_out, tmp_path / "results")
+    config = json.loads((out / "runs" / "table1_amp2_seed0" / "config.json").read_text())
     assert config["study"] == "table1" and config["role"] == table1.ROLE
+    # The same run, recorded as another study's: Table I no longer uses it, whatever its name.
+    files.write_json(out / "runs" / "table1_amp2_seed0" / "config.json", {**config, "study": "x"})
+    report.build_outputs(out)
+    assert [row["amplitude"] for row in files.read_csv(out / "table1.csv")] == [3, 4, 5, 6]
+    assert "table1_amp2_seed0: settings differ from the last table1 command: study 'x'" in (
+        (out / "REPORT.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,6 +201,7 @@ def test_table_columns_come_from_runs_that_record_their_study(table1_out):
         (["table1", "--seeds", "0"], "--seeds must be >= 1"),
         (["table1", "--jobs", "0"], "--jobs must be >= 1"),
         (["table1", "--data", "missing.npz"], "missing.npz: no such file"),
+        (["fig1", "--plan"], "--plan goes with a study or all, not fig1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path, capsys):
@@ -207,8 +221,13 @@ def test_report_without_runs_is_an_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_timings_recorded(table1_out):
-    assert json.loads((table1_out / "timings.json").read_text())["table1"] > 0
+def test_the_sweep_time_is_recorded_and_reported(table1_out):
+    measured = float((table1_out.parent / f"{table1_out.name}.table1_seconds").read_text())
+    recorded = json.loads((table1_out / "timings.json").read_text())
+    # table1's sweep (runs only) took part of the whole command, which the test timed.
+    assert set(recorded) == {"table1", "table2"} and 0 < recorded["table1"] <= measured
+    text = (table1_out / "REPORT.md").read_text()
+    assert f"table1 {recorded['table1']:.0f} s, table2 {recorded['table2']:.0f} s" in text
 
 
 def _copy_results(source, target):
@@ -322,7 +341,7 @@ def _synthetic_table1_runs():
 
 
 def test_readings_find_the_reading_that_matches():
-    rows = readings.analyse(_synthetic_table1_runs())
+    rows = readings.analyse(_synthetic_table1_runs(), None)["readings"]
 
     def row(quantity, unit, column, squared=False):
         return next(
@@ -363,48 +382,35 @@ def test_readings_find_the_reading_that_matches():
 
 
 @pytest.mark.slow
-def test_a_results_directory_from_before_study_records_gives_the_same_tables(table1_out, tmp_path):
-    """Run directories without `study`/`role` and no requested.json (the layout before
-    studies recorded themselves) are read through the legacy shim: same tables."""
+def test_a_results_directory_of_another_layout_is_left_out_with_the_reason(table1_out, tmp_path):
+    """Run directories whose config.json names no study are never guessed at: listed under
+    "Left out" with the reason; without requested.json, no study has settings at all."""
     out = _copy_results(table1_out, tmp_path / "results")
-    (out / "requested.json").unlink()
-    for path in (out / "runs").glob("*/config.json"):
+    for path in (out / "runs").glob("table2_*/config.json"):
         config = json.loads(path.read_text())
         files.write_json(path, {k: v for k, v in config.items() if k not in ("study", "role")})
     report.build_outputs(out)
-    for name in ("table1.csv", "table2.csv", "table1_slopes.csv"):
-        assert (out / name).read_text() == (table1_out / name).read_text(), name
-    assert "Left out" not in (out / "REPORT.md").read_text()
+    text = (out / "REPORT.md").read_text()
+    assert "Left out: 4 run directories" in text and "## Table II" not in text
+    assert "table2_snr1_seed0: its config.json names no study" in text
+    (out / "requested.json").unlink()
+    with pytest.raises(ValueError, match="no readable requested.json records what was asked"):
+        report.build_outputs(out)
 
 
-def test_help_answers_before_tensorflow_is_imported():
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
+def test_help_answers_before_keras_tensorflow_or_matplotlib_is_imported():
     result = subprocess.run(
         [sys.executable, "reproduce.py", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0 and "readings (which reading" in result.stdout
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import runpy, sys\nsys.argv = ['reproduce.py', '--help']\ntry:\n"
-            "    runpy.run_path('reproduce.py', run_name='__main__')\nexcept SystemExit:\n"
-            "    pass\nprint('tensorflow' in sys.modules, 'keras' in sys.modules)",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert probe.stdout.strip().splitlines()[-1] == "False False"
+    answer = json.loads(probe("modules_after", "reproduce.py", "--help").stdout.splitlines()[-1])
+    assert answer["exit_code"] == 0
+    assert {"keras", "tensorflow", "matplotlib"} & set(answer["imported"]) == set()
 
 
-def test_a_damaged_request_record_is_skipped(tmp_path):
+def test_a_damaged_request_record_counts_as_no_record(tmp_path):
     record = {"table1": {"data": "bundled"}, "table2": "not settings", "depth": None}
-    assert report.settings_for("table1", tmp_path, [], record) is None  # nothing to infer
-    record["fig2"] = {"data": "bundled", "epochs": 2, "seeds": 3, "hidden": [16]}
-    settings = report.settings_for("table1", tmp_path, [], record)
+    assert plan.settings_of("table1", record, tmp_path) is None  # nothing decides its runs
+    record["ablations"] = {"data": "bundled", "epochs": 2, "seeds": 3, "hidden": [16]}
+    settings = plan.settings_of("table1", record, tmp_path)  # (d) reads Table I's runs
     assert (settings.epochs, settings.seeds, settings.hidden) == (2, 3, (16,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from keras_bnreg.studies import stats
 
@@ -40,9 +41,9 @@ def test_undecided_names_the_seeds_that_would_decide():
     result = stats.trend_verdict(slopes_with(-0.006, 0.0043), 0.0091)
     needed = result["seeds_needed"]
     spread = np.std(slopes_with(-0.006, 0.0043), ddof=1)
-    t = stats.scipy_stats.t.ppf(0.975, needed - 1)
+    t = scipy_stats.t.ppf(0.975, needed - 1)
     assert t * spread / np.sqrt(needed) < 0.0091 - 0.006  # that many would decide
-    t_fewer = stats.scipy_stats.t.ppf(0.975, needed - 2)
+    t_fewer = scipy_stats.t.ppf(0.975, needed - 2)
     assert t_fewer * spread / np.sqrt(needed - 1) >= 0.0091 - 0.006  # one fewer would not
     assert "about" in stats.describe_trend(result) and "seeds" in stats.describe_trend(result)
     on_the_edge = stats.trend_verdict(slopes_with(0.0091, 0.001), 0.0091)

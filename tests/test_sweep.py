@@ -12,27 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT, completed_run_dir
 
-from keras_bnreg import files, manifest, sweep
+from keras_bnreg import manifest, sweep
 from keras_bnreg.config import RunConfig
 
 
-def fake_run(out, name="r"):
-    """A completed run directory as experiment.run leaves it (no training)."""
-    config = RunConfig(out=str(out), run_name=name, hidden=(4,))
-    run_dir = Path(out) / name
-    files.write_json(run_dir / "config.json", config.to_dict())
-    files.write_csv(run_dir / "history.csv", [{"epoch": 1, "loss": 0.5}], ["epoch", "loss"])
-    rows = [{"node": j, "alpha": 0.1 * j} for j in range(4)]
-    files.write_csv(run_dir / "nodes.csv", rows, ["node", "alpha"])
-    files.write_json(run_dir / "summary.json", {"status": "completed"})
-    manifest.write(run_dir)
-    return config, run_dir
-
-
 def test_a_run_is_complete_only_while_every_file_matches_its_manifest(tmp_path):
-    config, run_dir = fake_run(tmp_path)
+    config, run_dir = completed_run_dir(tmp_path)
     assert manifest.problem(run_dir) is None and sweep.is_complete(config)
     listed = json.loads((run_dir / "manifest.json").read_text())["files"]
     assert set(listed) == {"config.json", "history.csv", "nodes.csv", "summary.json"}
@@ -45,7 +32,7 @@ def test_a_run_is_complete_only_while_every_file_matches_its_manifest(tmp_path):
     assert sweep.is_complete(config)
     nodes.unlink()
     assert manifest.problem(run_dir) == "nodes.csv is missing"
-    config, run_dir = fake_run(tmp_path, "old")
+    config, run_dir = completed_run_dir(tmp_path, "old")
     (run_dir / "manifest.json").unlink()  # a run from before manifests, or killed before it
     assert not sweep.is_complete(config)
     (run_dir / "manifest.json").write_text("[1, 2")

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, person_environment, write_npz
-
-TIMING_COLUMNS = {"epoch_seconds", "monitor_seconds"}
+from helpers import ROOT, person_environment, probe, without_timing, write_npz
 
 
 def train(tmp_path, *args, timeout=240):
@@ -126,10 +124,7 @@ def test_same_seed_same_numbers(finished, small_npz, tmp_path):
     for name in ("history.csv", "nodes.csv", "nodes_output.csv"):
         first = read_rows(first_tmp / "runs" / "amp4_seed0" / name)
         second = read_rows(tmp_path / "runs" / "amp4_seed0" / name)
-        strip = [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in first]
-        assert strip == [
-            {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in second
-        ], name
+        assert without_timing(first) == without_timing(second), name
 
 
 @pytest.mark.slow
@@ -203,7 +198,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, c
     "make_file, message",
     [
         (lambda p: np.savez(p, x_train=np.zeros((3, 28, 28))), "y_train"),
-        (lambda p: Path(p).write_bytes(b"not a zip"), ""),
+        (lambda p: Path(p).write_bytes(b"not a zip"), "not a readable .npz archive"),
     ],
 )
 def test_bad_data_file_in_a_real_process(make_file, message, tmp_path):
@@ -301,42 +296,30 @@ def test_ctrl_c_marks_the_run_interrupted_with_exit_130(tmp_path):
     assert "Traceback" not in stderr
 
 
-LOAD_ANYWHERE = """
-import json, sys
-import numpy as np
-import keras
-import keras_bnreg  # registers the project's BN layer
-
-model = keras.models.load_model(sys.argv[1])
-with np.load(sys.argv[2]) as archive:
-    digits, labels = archive["x_test"], archive["y_test"]  # raw uint8, (N, 28, 28)
-assert digits.dtype == np.uint8
-flat = digits.reshape(len(digits), -1)  # the model takes (N, 784) raw pixel values
-accuracy = float(np.mean(model.predict(flat, verbose=0).argmax(axis=1) == labels))
-scale, seed = keras_bnreg.input_scale(model), keras_bnreg.training_seed(model)
-print(json.dumps({"accuracy": accuracy, "scale": scale, "seed": seed}))
-"""
-
-
 def test_saved_model_scores_raw_digits_in_a_fresh_process_outside_the_checkout(
     finished, small_npz, tmp_path
 ):
     tmp, _ = finished
     summary = json.loads((tmp / "runs" / "amp4_seed0" / "summary.json").read_text())
-    env = person_environment()
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_ANYWHERE, str(tmp / "models" / "amp4_seed0.keras"), small_npz],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-        env=env,
-    )
+    model = tmp / "models" / "amp4_seed0.keras"
+    result = probe("score_saved_model", model, small_npz, cwd=tmp_path, env=person_environment())
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["accuracy"] == pytest.approx(summary["final"]["test_accuracy"], abs=1e-6)
     assert answer["accuracy"] > 0.3  # it learnt something: not a chance-level comparison
     assert answer["scale"] == pytest.approx(4 / 255) and answer["seed"] == 0
+
+
+def test_a_training_run_imports_neither_the_studies_nor_the_figures_nor_ray(tmp_path, small_npz):
+    arguments = ["--data", small_npz, "--epochs", 1, "--hidden", 4, "--quiet"]
+    arguments += ["--out", tmp_path / "runs", "--models-dir", tmp_path / "models"]
+    result = probe("modules_after", ROOT / "train.py", *arguments, cwd=tmp_path, timeout=240)
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["exit_code"] == 0, result.stderr[-2000:]
+    assert "keras_bnreg.experiment" in answer["imported"]  # it trained
+    # (Keras itself imports matplotlib when it is installed; the package's figures never load.)
+    unwanted = {"keras_bnreg.studies", "keras_bnreg.plots", "keras_bnreg.theory.plots", "ray"}
+    assert unwanted & set(answer["imported"]) == set()
 
 
 def test_help_answers_without_tensorflow():

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from keras_bnreg import files, paper, plots, render
-from keras_bnreg.models import dense_bn_pairs
+from keras_bnreg import files, paper, render
 from keras_bnreg.studies import stats, table1
 
 NAME = "ablations"
 DESCRIPTION = "what explains the numbers: epsilon, optimizer, init, equivalence"
+IN_ALL = True
+SEEDS = "ablation_seeds"
+USES = (table1.NAME,)  # its runs at these settings: the epsilon-1e-3 group and (d)
+FIGURES = ("ablation_d.png",)
 EPSILONS = (1e-5, 1e-3, 1e-1)  # (a); 1e-3 is Keras's default and Table I's runs
 SMALL_INIT = 1e-4  # (c)
 EQUIVALENCE_AMPLITUDES = (2.0, 3.0, 4.0)  # (e)
@@ -32,8 +34,8 @@ COMPARED = [q for q in table1.QUANTITIES if q[0].startswith(("L2 of", "alpha =")
 
 
 def configs(settings) -> list:
-    """Table I's runs, then (a)-(c) over amplitude and seed, then (e)."""
-    out = table1.configs(settings)
+    """(a)-(c) over amplitude and seed, then (e) (Table I's runs come with `USES`)."""
+    out = []
     for a in paper.TABLE1_AMPLITUDES:
         for s in range(settings.seeds):
             for epsilon in EPSILONS:
@@ -107,9 +109,27 @@ def equivalence(settings, epsilon=EQUIVALENCE_EPSILON, amplitudes=EQUIVALENCE_AM
     return out
 
 
-def analyse(runs) -> list[dict]:
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`ablations`: (a)-(c), `setting_rows`; `ablation_d`: Table I's slope rows at the end of
+    training; `ablation_d_over_training`: `history_slopes`; `ablation_e`:
+    `equivalence_rows` (from the saved models under `out`)."""
+    table1_runs = [r for r in runs if r.study == table1.NAME and r.completed]
+    histories = {}
+    for run in table1_runs:
+        path = Path(out) / "runs" / run.name / "history.csv"
+        if path.is_file():
+            histories[run.name] = files.read_csv(path)
+    return {
+        "ablations": setting_rows(runs),
+        "ablation_d": table1.slope_rows(table1_runs) if table1_runs else [],
+        "ablation_d_over_training": history_slopes(table1_runs, histories),
+        "ablation_e": equivalence_rows(runs, Path(out) / "models"),
+    }
+
+
+def setting_rows(runs) -> list[dict]:
     """(a)-(c): slope rows (table1.slope_rows) per setting, Table I's runs first."""
-    groups = [("Adam 0.1, epsilon 1e-3, init 0.01", [r for r in runs if r.study == "table1"])]
+    groups = [("Adam 0.1, epsilon 1e-3, init 0.01", [r for r in runs if r.study == table1.NAME])]
     groups += [
         (label, [r for r in runs if r.study == NAME and r.role.get("group") == group])
         for group, label in GROUPS.items()
@@ -149,6 +169,10 @@ def history_slopes(runs, histories: dict) -> list[dict]:
 
 def first_kernel(path) -> np.ndarray:
     """The first Dense layer's kernel of a saved model (float64)."""
+    import keras  # only to read saved models
+
+    from keras_bnreg.models import dense_bn_pairs
+
     model = keras.models.load_model(path)
     return np.asarray(dense_bn_pairs(model)[0].layer.kernel.numpy(), dtype=np.float64)
 
@@ -183,9 +207,10 @@ def equivalence_rows(runs, models_dir) -> list[dict]:
 
 def section(runs, out) -> tuple[str, list[Path]]:
     out = Path(out)
-    table1_runs = [r for r in runs if r.study == "table1" and r.completed]
+    table1_runs = [r for r in runs if r.study == table1.NAME and r.completed]
+    tables = analyse(runs, out)
     parts, written = [], []
-    rows = analyse(runs)
+    rows = tables["ablations"]
     if len({r["setting"] for r in rows}) > 1:
         written += render.write_table(out, "ablations", rows, _settings_markdown(rows))
         parts += [
@@ -198,10 +223,15 @@ def section(runs, out) -> tuple[str, list[Path]]:
             "",
         ]
     if table1_runs:
-        parts += [_ablation_d(table1_runs, out, written), ""]
-    equivalence = equivalence_rows(runs, out / "models")
-    if equivalence:
-        parts.append(_equivalence_markdown(equivalence))
+        plot_slopes(
+            tables["ablation_d"],
+            out / "ablation_d.png",
+            "(d) slopes against amplitude at the end of training; " + render.caption(table1_runs),
+        )
+        written.append(out / "ablation_d.png")
+        parts += [_ablation_d_markdown(tables["ablation_d_over_training"]), ""]
+    if tables["ablation_e"]:
+        parts.append(_equivalence_markdown(tables["ablation_e"]))
     if not parts:
         return "", []
     text = [
@@ -232,20 +262,7 @@ def _settings_markdown(rows) -> str:
     )
 
 
-def _ablation_d(runs, out, written) -> str:
-    rows = table1.slope_rows(runs)
-    plots.plot_slopes(
-        rows,
-        out / "ablation_d.png",
-        "(d) slopes against amplitude at the end of training; " + render.caption(runs),
-    )
-    written.append(out / "ablation_d.png")
-    histories = {}
-    for run in runs:
-        path = out / "runs" / run.name / "history.csv"
-        if path.is_file():
-            histories[run.name] = files.read_csv(path)
-    over_training = history_slopes(runs, histories)
+def _ablation_d_markdown(over_training) -> str:
     body = [
         [
             r["epoch"],
@@ -310,3 +327,43 @@ def _equivalence_markdown(rows) -> str:
             ),
         ]
     )
+
+
+def plot_slopes(rows, path, title):
+    """Bar chart of fitted log-log slopes (mean, 95% CI over seeds) beside the paper's.
+
+    Args:
+        rows: dicts with `quantity`, `slope_mean`, `slope_ci95` and `paper_slope`.
+    """
+    from keras_bnreg import plots  # matplotlib only when a figure is drawn
+
+    plots.require(rows, ["quantity", "slope_mean", "slope_ci95", "paper_slope"])
+    figure, axis = plots.plt.subplots(
+        figsize=(max(6, 0.8 * len(rows) + 2), 4.8), layout="constrained"
+    )
+    positions = np.arange(len(rows))
+    axis.bar(
+        positions,
+        plots.series(rows, "slope_mean"),
+        yerr=np.nan_to_num(plots.series(rows, "slope_ci95")),
+        color="tab:blue",
+        capsize=3,
+        label="measured (mean, 95% CI over seeds)",
+    )
+    axis.scatter(
+        positions,
+        plots.series(rows, "paper_slope"),
+        color="tab:red",
+        marker="s",
+        zorder=3,
+        label="paper (its column's slope)",
+    )
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_xticks(
+        positions, [row["quantity"] for row in rows], rotation=35, ha="right", fontsize=8
+    )
+    axis.set_ylabel("log-log slope against amplitude")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    axis.grid(True, axis="y", alpha=0.3)
+    plots.save(figure, path)

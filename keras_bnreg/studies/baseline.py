@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bnreg import plots, render
+from keras_bnreg import render
 
 NAME = "baseline"
 DESCRIPTION = "the MLP without BN, explicit L2 over a grid, rate chosen on validation"
+IN_ALL = False
+SEEDS = "ablation_seeds"
+USES = ()
+FIGURES = ("baseline.png",)
 AMPLITUDES = (1.0, 3.0, 6.0)
 L2_RATES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 LR = 1e-3  # Adam 0.1 is the paper's rate *with* BN; without BN it is not a fair baseline
@@ -50,9 +54,9 @@ def configs(settings) -> list:
     return out
 
 
-def analyse(runs) -> list[dict]:
-    """Per amplitude: one row per L2 rate (the best validation accuracy `selected`) and one
-    for BN; accuracies and alpha over every node of every seed."""
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`baseline`: per amplitude, one row per L2 rate (the best validation accuracy
+    `selected`) and one for BN; accuracies and alpha over every node of every seed."""
     runs = [r for r in runs if r.study == NAME and r.completed]
     rows = []
     for amplitude in sorted({r.config["amplitude"] for r in runs}):
@@ -70,7 +74,7 @@ def analyse(runs) -> list[dict]:
         bn = [r for r in at if r.role.get("group") == "BN"]
         if bn:
             rows.append(_row(amplitude, "BN (no explicit L2)", None, bn))
-    return rows
+    return {"baseline": rows}
 
 
 def _row(amplitude, model, rate, group) -> dict:
@@ -173,13 +177,13 @@ def findings(rows) -> list[str]:
 
 
 def section(runs, out) -> tuple[str, list[Path]]:
-    rows = analyse(runs)
+    out = Path(out)
+    rows = analyse(runs, out)["baseline"]
     if not rows:
         return "", []
-    out = Path(out)
     used = [r for r in runs if r.study == NAME and r.completed]
     written = render.write_table(out, "baseline", rows, markdown(rows))
-    plots.plot_baseline(rows, out / "baseline.png", render.caption(used))
+    plot_baseline(rows, out / "baseline.png", render.caption(used))
     written.append(out / "baseline.png")
     text = [
         "## Baseline: explicit L2 without BN, rate chosen on validation",
@@ -199,3 +203,64 @@ def section(runs, out) -> tuple[str, list[Path]]:
         *findings(rows),
     ]
     return "\n".join(text), written
+
+
+def plot_baseline(rows, path, caption=""):
+    """Validation/test accuracy against the L2 rate per amplitude, BN as a reference line;
+    and BN's alpha range per amplitude."""
+    from keras_bnreg import plots  # matplotlib only when a figure is drawn
+
+    plots.require(rows, ["amplitude", "model", "l2_rate", "val_accuracy", "test_accuracy"])
+    amplitudes = sorted({r["amplitude"] for r in rows})
+    colors = dict(zip(amplitudes, plots.plt.cm.viridis(np.linspace(0, 0.85, len(amplitudes)))))
+    figure, (left, right) = plots.plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    for amplitude in amplitudes:
+        l2_rows = [r for r in rows if r["amplitude"] == amplitude and r["l2_rate"] is not None]
+        bn_rows = [r for r in rows if r["amplitude"] == amplitude and r["l2_rate"] is None]
+        color = colors[amplitude]
+        if l2_rows:
+            rates = [r["l2_rate"] for r in l2_rows]
+            left.plot(
+                rates,
+                [r["val_accuracy"] for r in l2_rows],
+                "o-",
+                color=color,
+                label=f"A={amplitude:g}, no BN: validation",
+            )
+            left.plot(rates, [r["test_accuracy"] for r in l2_rows], "x:", color=color)
+        for row in bn_rows:
+            left.axhline(
+                row["test_accuracy"],
+                color=color,
+                linestyle="--",
+                linewidth=1,
+                label=f"A={amplitude:g}, BN: test",
+            )
+            right.errorbar(
+                [amplitude],
+                [row["alpha_mean"]],
+                yerr=[
+                    [row["alpha_mean"] - row["alpha_p10"]],
+                    [row["alpha_p90"] - row["alpha_mean"]],
+                ],
+                fmt="o",
+                color=color,
+                capsize=4,
+            )
+    left.set(
+        xscale="log",
+        xlabel="explicit L2 rate (no BN)",
+        ylabel="accuracy",
+        title="no BN, L2 over a grid (o validation, x test) vs BN (dashed, test)",
+    )
+    left.legend(fontsize=7)
+    left.grid(True, which="both", alpha=0.3)
+    right.set(
+        xlabel="data amplitude",
+        ylabel="alpha = sqrt(w^T R w)",
+        yscale="log",
+        title="BN's per-node alpha (mean, 10-90% of nodes)",
+    )
+    right.grid(True, which="both", alpha=0.3)
+    figure.suptitle(caption, fontsize=10)
+    plots.save(figure, path)

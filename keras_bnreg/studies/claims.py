@@ -22,11 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from keras_bnreg import files, paper, render
+from keras_bnreg.config import INPUT_DIM
 from keras_bnreg.studies import stats, table1, table2
 
 NAME = "claims"
 DESCRIPTION = "the untested claims: regularization, auto-tuning, Eq. 4, the captions"
-USES = ("table1", "table2")
+IN_ALL = True
+SEEDS = None  # no runs of its own: it reads the runs chosen for the tables
+USES = (table1.NAME, table2.NAME)
+FIGURES = ()
 SET_AT_START = 2.0  # alpha "set in the first epoch" if it stays within this factor of epoch 1
 CONSTRAINT_FACTOR = stats.MAGNITUDE_FACTOR  # w_bn^T w "= 1" if the median is this close
 
@@ -44,8 +48,8 @@ RULES = {
 
 
 def configs(settings) -> list:
-    """Table I's and Table II's runs (a sweep skips those already completed)."""
-    return table1.configs(settings) + table2.configs(settings)
+    """None of its own (`USES`)."""
+    return []
 
 
 def trend(runs, key, value) -> dict:
@@ -120,8 +124,8 @@ def alpha_over_epochs(run, history) -> dict:
         history: rows of history.csv (each with `epoch` and `alpha_mean`).
     """
     alphas = np.array([float(row["alpha_mean"]) for row in history if row.get("alpha_mean")])
-    trace = 784 * float(run.summary["data"]["r_mean_eigenvalue"])  # trace(R) = d * mean eig.
-    initial = float(run.config.get("init_std", 0.01)) * np.sqrt(trace)
+    trace = INPUT_DIM * float(run.summary["data"]["r_mean_eigenvalue"])  # d * mean eigenvalue
+    initial = float(run.config["init_std"]) * np.sqrt(trace)
     moved = float(np.max(np.abs(np.log(alphas / alphas[0])))) if len(alphas) else None
     return {
         "run": run.name,
@@ -135,7 +139,7 @@ def alpha_over_epochs(run, history) -> dict:
 
 def constraint(run) -> np.ndarray:
     """Claim 3: `w_bn^T w = gamma ||w||^2 / sqrt(moving_variance + eps)` per node."""
-    epsilon = float((run.config.get("resolved_bn_epsilons") or run.config["bn_epsilon"])[0])
+    epsilon = float(run.config["bn_epsilon"][0])  # the first BN layer's, in either form
     nodes = run.nodes
     return nodes["gamma"] * nodes["l2"] ** 2 / np.sqrt(nodes["moving_variance"] + epsilon)
 
@@ -150,7 +154,7 @@ def constraint_rows(runs) -> list[dict]:
             {
                 "run": run.name,
                 "amplitude": float(run.config["amplitude"]),
-                "snr": run.config.get("snr"),
+                "snr": run.config["snr"],
                 "median": float(np.median(values)),
                 "p05": float(np.percentile(values, 5)),
                 "p95": float(np.percentile(values, 95)),
@@ -212,7 +216,7 @@ def auto_tuning_rows(runs, out) -> list[dict]:
                 {
                     "study": run.study,
                     "amplitude": float(run.config["amplitude"]),
-                    "snr": run.config.get("snr"),
+                    "snr": run.config["snr"],
                     **alpha_over_epochs(run, files.read_csv(path)),
                 }
             )
@@ -227,20 +231,17 @@ def auto_tuning_verdict(rows) -> str:
     return "set in the first epoch" if max(factors) <= SET_AT_START else "tuned during training"
 
 
-def analyse(runs, out) -> dict:
-    """Every claim's rows and verdict."""
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """Every claim's rows: `regularization`, `regularization_trends`, `auto_tuning` (from
+    the runs' history.csv under `out`), `constraint`, `exponent` (one row) and
+    `caption_table2`; the verdicts follow from them (`auto_tuning_verdict`, ...)."""
     runs = [r for r in runs if r.study in USES]
-    regularization = regularization_rows(runs)
-    tuning = auto_tuning_rows(runs, out)
-    constraints = constraint_rows(runs)
     return {
-        "regularization": regularization,
+        "regularization": regularization_rows(runs),
         "regularization_trends": regularization_trends(runs),
-        "auto_tuning": tuning,
-        "auto_tuning_verdict": auto_tuning_verdict(tuning),
-        "constraint": constraints,
-        "constraint_verdict": constraint_verdict(constraints),
-        "exponent": exponent_row(runs),
+        "auto_tuning": auto_tuning_rows(runs, out),
+        "constraint": constraint_rows(runs),
+        "exponent": [exponent_row(runs)],
         "caption_table2": caption_table2_rows(runs),
     }
 
@@ -284,10 +285,10 @@ def section(runs, out) -> tuple[str, list[Path]]:
         ],
     )
     tuning = result["auto_tuning"]
+    constraints = result["constraint"]
     factors = [r["largest_factor_from_epoch1"] for r in tuning if r["epochs"] > 1]
     initial = [r["alpha_epoch1"] / r["alpha_initial_expected"] for r in tuning]
-    constraints = result["constraint"]
-    exponent = result["exponent"]
+    exponent = result["exponent"][0]
     caption2 = render.markdown_table(
         ["quantity", "log-log slope against SNR", "verdict"],
         [
@@ -309,7 +310,7 @@ def section(runs, out) -> tuple[str, list[Path]]:
         trends,
         "",
         f"**2. Auto-tuning: set once or tuned during training?** Verdict: "
-        f"**{result['auto_tuning_verdict']}**. Across {len(tuning)} runs, the mean alpha "
+        f"**{auto_tuning_verdict(tuning)}**. Across {len(tuning)} runs, the mean alpha "
         f"moved from its epoch-1 value by at most a factor "
         f"{render.number(max(factors) if factors else None, 3)}; epoch-1 alpha over the "
         f"value expected at initialisation (init_std sqrt(trace R)): "
@@ -317,7 +318,7 @@ def section(runs, out) -> tuple[str, list[Path]]:
         f"{render.number(max(initial) if initial else None, 3)}.",
         "",
         f"**3. Eq. 4's constraint w_bn^T w = 1 on trained nodes.** Verdict: "
-        f"**{result['constraint_verdict']}**. Median over nodes per run: "
+        f"**{constraint_verdict(constraints)}**. Median over nodes per run: "
         f"{render.number(min(r['median'] for r in constraints), 3)} to "
         f"{render.number(max(r['median'] for r in constraints), 3)} "
         "(w_bn^T w = gamma ||w||^2 / sqrt(moving_variance + eps), from nodes.csv).",

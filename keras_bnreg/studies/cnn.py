@@ -16,6 +16,10 @@ from keras_bnreg.studies import stats
 
 NAME = "cnn"
 DESCRIPTION = "Table I's amplitude sweep on a small CNN (Conv2D+BN blocks)"
+IN_ALL = False
+SEEDS = "seeds"
+USES = ()
+FIGURES = ()
 CHANNELS = (16, 32)  # channels of the two Conv2D blocks
 MEASURED = ("alpha", "alpha_moving", "l2", "l2_bn")
 
@@ -37,11 +41,11 @@ def configs(settings) -> list:
     ]
 
 
-def analyse(runs) -> list[dict]:
-    """Per layer: log-log slopes against amplitude (95% CI over seeds), means at each."""
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`cnn`: per layer, log-log slopes against amplitude (95% CI over seeds), means at each."""
     group = [run for run in runs if run.completed and run.study == NAME]
     if not group:
-        return []
+        return {"cnn": []}
     amplitudes = sorted({float(run.config["amplitude"]) for run in group})
     rows = []
     for layer in group[0].layers:
@@ -58,11 +62,11 @@ def analyse(runs) -> list[dict]:
                 values = [value(r) for r in group if float(r.config["amplitude"]) == amplitude]
                 row[f"{quantity}_at_{amplitude:g}"] = float(np.mean(values))
         rows.append(row)
-    return rows
+    return {"cnn": rows}
 
 
 def section(runs, out) -> tuple[str, list[Path]]:
-    rows = analyse(runs)
+    rows = analyse(runs, out)["cnn"]
     if not rows:
         return "", []
     used = [run for run in runs if run.completed and run.study == NAME]

@@ -9,18 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bnreg import paper, plots, render
+from keras_bnreg import paper, render
 from keras_bnreg.studies import stats, table1
 
 NAME = "depth"
 DESCRIPTION = "the amplitude sweep at 1, 2 and 4 hidden layers"
+IN_ALL = False
+SEEDS = "ablation_seeds"
+USES = (table1.NAME,)  # depth 1: Table I's runs at these settings
+FIGURES = ("depth.png",)
 DEPTHS = (1, 2, 4)
 MEASURED = ("alpha", "l2", "l2_bn")
 
 
 def configs(settings) -> list:
+    """Depths 2 and 4 over Table I's amplitudes and seeds (depth 1 comes with `USES`)."""
     width = settings.hidden[0]
-    out = table1.configs(settings)
+    out = []
     for layers in DEPTHS:
         if layers == 1:
             continue
@@ -52,8 +57,9 @@ def layer_mean(layer, quantity):
     return lambda run: float(np.nanmean(run.layers[layer][quantity]))
 
 
-def analyse(runs) -> list[dict]:
-    """Per depth and layer: slopes (95% CI over seeds) and the mean at each amplitude."""
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`depth`: per depth and layer, slopes (95% CI over seeds) and the mean at each
+    amplitude."""
     rows = []
     for depth_value, group in sorted(by_depth(runs).items()):
         amplitudes = sorted({float(r.config["amplitude"]) for r in group})
@@ -68,14 +74,14 @@ def analyse(runs) -> list[dict]:
                     values = [value(r) for r in group if r.config["amplitude"] == amplitude]
                     row[f"{quantity}_at_{amplitude:g}"] = float(np.mean(values))
             rows.append(row)
-    return rows
+    return {"depth": rows}
 
 
 def section(runs, out) -> tuple[str, list[Path]]:
     if len(by_depth(runs)) < 2:
         return "", []
     out = Path(out)
-    rows = analyse(runs)
+    rows = analyse(runs, out)["depth"]
     at = sorted(float(k.removeprefix("alpha_at_")) for k in rows[0] if k.startswith("alpha_at_"))
     low, high = f"{at[0]:g}", f"{at[-1]:g}"
     body = [
@@ -120,5 +126,35 @@ def section(runs, out) -> tuple[str, list[Path]]:
         ]
     )
     written = render.write_table(out, "depth", rows, text)
-    plots.plot_depth(rows, at, out / "depth.png", render.caption(used))
+    plot_depth(rows, at, out / "depth.png", render.caption(used))
     return text, [*written, out / "depth.png"]
+
+
+def plot_depth(rows, amplitudes, path, caption=""):
+    """Mean alpha of each layer against amplitude, one panel per depth.
+
+    Args:
+        rows: the `depth` table's rows (`depth`, `layer`, `alpha_at_<amplitude>`).
+        amplitudes: the amplitudes the rows hold.
+    """
+    from keras_bnreg import plots  # matplotlib only when a figure is drawn
+
+    depths = sorted({row["depth"] for row in rows})
+    figure, axes = plots.plt.subplots(
+        1, len(depths), figsize=(5 * len(depths), 4.6), layout="constrained", squeeze=False
+    )
+    for axis, depth in zip(axes[0], depths):
+        for row in (r for r in rows if r["depth"] == depth):
+            means = [row[f"alpha_at_{a:g}"] for a in amplitudes]
+            axis.plot(amplitudes, means, "o-", label=row["layer"])
+        plots.log_ticks(axis, amplitudes)
+        axis.set(
+            yscale="log",
+            xlabel="data amplitude",
+            ylabel="mean alpha over the layer's nodes",
+            title=f"{depth} hidden layer{'s' if depth > 1 else ''}",
+        )
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(caption, fontsize=10)
+    plots.save(figure, path)

@@ -22,6 +22,10 @@ from keras_bnreg import files, render
 
 NAME = "identity"
 DESCRIPTION = "the epsilon identity: amplitude a, eps e == amplitude 1, eps e/a^2 (float64)"
+IN_ALL = True
+SEEDS = 1  # every run is seed 0: the pairs differ only in amplitude and epsilon
+USES = ()
+FIGURES = ("identity.png",)
 AMPLITUDES = (2.0, 3.0, 4.0, 6.0)
 DTYPES = ("float32", "float64")
 EPSILON = 1e-3  # the first BN's epsilon at amplitude a (Keras's default)
@@ -156,7 +160,7 @@ def start_weight(run) -> float:
     n_train = int(run.summary["data"]["n_train"])
     batch_size = int(run.config["batch_size"])
     updates = int(run.summary.get("epochs_completed", 0)) * -(-n_train // batch_size)
-    return float(run.config.get("bn_momentum", 0.99)) ** updates
+    return float(run.config["bn_momentum"]) ** updates
 
 
 def verdict(rows) -> str:
@@ -184,9 +188,12 @@ def records(runs, out) -> dict:
     return found
 
 
-def analyse(runs, out) -> tuple[list[dict], list[dict]]:
-    """`(identity rows per amplitude, dtype and epoch, final agreement per amplitude and
-    dtype)` from the runs' recorded kernels and BN states (and their saved models)."""
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`identity`: the kernel gaps per amplitude, dtype and epoch (`epoch_rows`);
+    `identity_final`: the agreement at the last epoch per amplitude and dtype
+    (`final_agreement`, `prediction_gaps`); from the runs' recorded kernels and BN states
+    and their saved models under `out`."""
+    runs = [r for r in runs if r.study == NAME]
     found = records(runs, out)
     rows, finals = [], []
     for dtype in DTYPES:
@@ -206,7 +213,7 @@ def analyse(runs, out) -> tuple[list[dict], list[dict]]:
             final.update(final_agreement(amplitude, scaled, equivalent, weight))
             final.update(prediction_gaps(out, scaled_run, equivalent_run))
             finals.append(final)
-    return rows, finals
+    return {"identity": rows, "identity_final": finals}
 
 
 def _run_named(runs, name):
@@ -237,8 +244,8 @@ def prediction_gaps(out, scaled_run, equivalent_run) -> dict:
     if not all(path.is_file() for path in paths):
         return dict.fromkeys(names)
     config = scaled_run.config
-    dtype = config.get("dtype", "float32")
-    raw = data.load_raw(config["data"], seed=config.get("seed", 0), notify=lambda message: None)
+    dtype = config["dtype"]
+    raw = data.load_raw(config["data"], seed=config["seed"], notify=lambda message: None)
     training, inference = [], []
     with float_dtype(dtype):
         for run, path in zip((scaled_run, equivalent_run), paths):
@@ -329,7 +336,8 @@ def section(runs, out) -> tuple[str, list[Path]]:
     if not runs:
         return "", []
     out = Path(out)
-    rows, finals = analyse(runs, out)
+    tables = analyse(runs, out)
+    rows, finals = tables["identity"], tables["identity_final"]
     if not rows:
         return "", []
     columns = ["amplitude", "dtype", "epoch", "pair_max_rel", "control_max_rel"]

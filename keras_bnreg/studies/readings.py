@@ -38,7 +38,10 @@ from keras_bnreg.studies import stats, table1, table2
 
 NAME = "readings"
 DESCRIPTION = "which reading of the paper's columns fits: weights, units, squares, x1e8"
-USES = (table1.NAME, table2.NAME)  # no runs of its own: it reads these studies' runs
+IN_ALL = True
+SEEDS = None  # no runs of its own: it reads the runs chosen for the tables
+USES = (table1.NAME, table2.NAME)
+FIGURES = ()
 PIXEL_SCALE = 255.0
 
 # pixel unit -> (factor on raw w, on BN-folded weights and Eq. 2's, on gamma w / w^T R w,
@@ -129,9 +132,9 @@ def _scaled(norms, column, factor, power):
     return lambda nodes: float(np.mean((factor * norms(nodes, column)) ** power))
 
 
-def analyse(runs) -> list[dict]:
-    """One row per reading and paper column: log10(measured / paper) per row, slopes, and
-    for the norms the L1/L2 ratio beside the paper's."""
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`readings`: one row per reading and paper column: log10(measured / paper) per row,
+    slopes, and for the norms the L1/L2 ratio beside the paper's."""
     rows = []
     for table, key in ((table1.NAME, "amplitude"), (table2.NAME, "snr")):
         group = [r for r in runs if r.study == table and r.completed]
@@ -174,7 +177,7 @@ def analyse(runs) -> list[dict]:
             means[(reading["quantity"], reading["unit"], reading["squared"], column)] = measured
             rows.append(row)
         _add_norm_ratios(rows, table, means)
-    return rows
+    return {"readings": rows}
 
 
 def _setting_means(runs, key, value, expected) -> dict:
@@ -290,7 +293,7 @@ def markdown(rows) -> str:
 
 
 def section(runs, out) -> tuple[str, list[Path]]:
-    rows = analyse(runs)
+    rows = analyse(runs, out)["readings"]
     if not rows:
         return "", []
     out = Path(out)
@@ -323,8 +326,8 @@ def section(runs, out) -> tuple[str, list[Path]]:
 
 
 def configs(settings) -> list:
-    """Table I's and Table II's runs (trained only where they do not exist yet)."""
-    return table1.configs(settings) + table2.configs(settings)
+    """None of its own (`USES`)."""
+    return []
 
 
 def consistent_sentence(scope: str, consistent: dict) -> str:

@@ -2,14 +2,14 @@
 
 A run directory is the train.py contract: config.json, summary.json, history.csv,
 nodes.csv (first hidden layer) and nodes_<layer>.csv. A run records its study and role in
-config.json; run directories written before that field existed get theirs from
-`legacy_study_and_role`, the one place where a run's name is read.
+config.json, and its measured layers in summary.json; nothing is read from a run's name. A
+directory that lacks them was not written by this version: it comes back with `problem`
+set or without a study, and the report lists it under "Left out" with the reason.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +17,20 @@ import numpy as np
 
 from keras_bnreg import files
 from keras_bnreg.config import RunConfig
-from keras_bnreg.sweep import scientific
 
-LEGACY_PRIMARY = "hidden1"  # nodes.csv's layer in runs whose summary lists no `layers`
+NO_STUDY = "its config.json names no study (not a run of this version's studies)"
 
 
 def primary_layer(summary: dict) -> str:
     """The name of the layer whose table is `nodes.csv`: the first of the summary's
-    `layers` (`pairs.primary` when the run was made), `hidden1` for older runs."""
-    layers = summary.get("layers") or [LEGACY_PRIMARY]
+    `layers` (`pairs.primary` when the run was made).
+
+    Raises:
+        ValueError: the summary lists no measured layers.
+    """
+    layers = summary.get("layers")
+    if not layers:
+        raise ValueError("summary.json lists no measured layers")
     return layers[0]
 
 
@@ -34,7 +39,7 @@ class Run:
     """One run directory, read back. `problem` says why it cannot be used (None: readable)."""
 
     name: str
-    config: dict
+    config: dict  # config.json read through RunConfig: every setting, JSON values
     summary: dict
     nodes: dict  # column -> per-node array (first hidden layer); empty if not completed
     layers: dict = field(default_factory=dict)  # layer name -> its node table (every layer)
@@ -52,51 +57,7 @@ class Run:
 
     @property
     def seed(self) -> int:
-        return int(self.config.get("seed", 0))
-
-
-# Legacy run names (before config.json had `study`): pattern -> (study, role from the groups).
-_LEGACY = [
-    (r"table1_amp[\d.e+-]+_seed\d+", lambda m: ("table1", {"group": "amplitude sweep"})),
-    (r"table2_snr[\d.e+-]+_seed\d+", lambda m: ("table2", {"group": "snr sweep"})),
-    (
-        r"abl_eps([\d.e+-]+)_amp[\d.e+-]+_seed\d+",
-        lambda m: ("ablations", {"group": f"epsilon {float(m[1]):g}"}),
-    ),
-    (r"abl_sgd_amp[\d.e+-]+_seed\d+", lambda m: ("ablations", {"group": "sgd"})),
-    (
-        r"abl_init([\d.e+-]+)_amp[\d.e+-]+_seed\d+",
-        lambda m: ("ablations", {"group": f"init {float(m[1]):g}"}),
-    ),
-    (r"abl_equiv_amp1", lambda m: ("ablations", {"group": "equivalence", "pair": "reference"})),
-    (
-        r"abl_equiv_amp([\d.e+-]+)_as_amp1",
-        lambda m: (
-            "ablations",
-            {"group": "equivalence", "pair": "equivalent", "amplitude": float(m[1])},
-        ),
-    ),
-    (
-        r"abl_equiv_amp([\d.e+-]+)",
-        lambda m: (
-            "ablations",
-            {"group": "equivalence", "pair": "scaled", "amplitude": float(m[1])},
-        ),
-    ),
-    (r"base_l2[\d.e+-]+_amp[\d.e+-]+_seed\d+", lambda m: ("baseline", {"group": "no BN"})),
-    (r"base_bn_amp[\d.e+-]+_seed\d+", lambda m: ("baseline", {"group": "BN"})),
-    (r"depth(\d+)_amp[\d.e+-]+_seed\d+", lambda m: ("depth", {"group": f"depth {m[1]}"})),
-]
-
-
-def legacy_study_and_role(name: str) -> tuple[str | None, dict]:
-    """Legacy only: the study and role of a run made before config.json recorded them,
-    inferred from the run names that version of the studies gave. (None, {}) otherwise."""
-    for pattern, result in _LEGACY:
-        match = re.fullmatch(pattern, name)
-        if match:
-            return result(match)
-    return None, {}
+        return int(self.config["seed"])
 
 
 def read_run(run_dir) -> Run:
@@ -109,14 +70,19 @@ def read_run(run_dir) -> Run:
         return Run(run_dir.name, {}, {}, {}, problem=f"unreadable: {error}")
     if not isinstance(config, dict) or not isinstance(summary, dict):
         return Run(run_dir.name, {}, {}, {}, problem="config.json or summary.json is not an object")
-    study, role = config.get("study"), config.get("role") or {}
-    if study is None:
-        study, role = legacy_study_and_role(run_dir.name)
+    try:  # every setting present, a setting added since the run was made at its default
+        config = json.loads(json.dumps(RunConfig.from_dict(config).to_dict()))
+    except (TypeError, ValueError, AttributeError) as error:
+        return Run(
+            run_dir.name, {}, {}, {}, problem=f"config.json does not describe a run ({error})"
+        )
+    study, role = config["study"], config["role"]
     run = Run(run_dir.name, config, summary, {}, study=study, role=role)
     if summary.get("status") != "completed":
         return run
-    layers, problem, primary = {}, None, primary_layer(summary)
+    layers, problem, primary = {}, None, None
     try:
+        primary = primary_layer(summary)
         layers[primary] = _node_table(run_dir / "nodes.csv", _width(config, 0))
         for path in sorted(run_dir.glob("nodes_*.csv")):
             layers[path.stem.removeprefix("nodes_")] = _node_table(path, None)
@@ -126,7 +92,7 @@ def read_run(run_dir) -> Run:
 
 
 def _width(config, index):
-    hidden = config.get("hidden") or []
+    hidden = config["hidden"]
     return int(hidden[index]) if len(hidden) > index else None
 
 
@@ -152,11 +118,6 @@ def read_runs(runs_dir) -> list[Run]:
     ]
 
 
-def _science(values: dict) -> dict:
-    """The settings that decide what a run computes, normalised through RunConfig."""
-    return scientific(json.loads(json.dumps(RunConfig.from_dict(values).to_dict())))
-
-
 def select(runs, configs) -> tuple[list[Run], dict]:
     """The runs that `configs` (a study's configs) ask for, and why others were not used.
 
@@ -177,14 +138,18 @@ def select(runs, configs) -> tuple[list[Run], dict]:
         if run.problem:
             left_out[run.name] = run.problem
             continue
+        if run.study is None:
+            left_out[run.name] = NO_STUDY
+            continue
         try:
-            have, want = _science(run.config), _science(config.to_dict())
-        except (TypeError, ValueError) as error:
+            differ = config.science_differences(run.config)
+        except (TypeError, ValueError, AttributeError) as error:
             left_out[run.name] = f"config.json does not describe a run ({error})"
             continue
-        differ = [key for key in want if have.get(key) != want[key]]
         if differ or run.study != config.study:
-            shown = ", ".join(f"{k} {have.get(k)!r} (asked {want[k]!r})" for k in differ[:3])
+            shown = ", ".join(
+                f"{key} {have!r} (asked {want!r})" for key, (have, want) in list(differ.items())[:3]
+            )
             left_out[run.name] = f"settings differ from the last {config.study} command: " + (
                 shown or f"study {run.study!r}"
             )

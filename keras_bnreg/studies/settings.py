@@ -7,6 +7,7 @@ command that ran it. The report selects the runs those settings ask for and leav
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,14 @@ from keras_bnreg import files
 from keras_bnreg.config import RunConfig
 
 REQUESTED = "requested.json"
+# The seed flags of reproduce.py (`--seeds`, `--ablation-seeds`) and their defaults; a
+# study's `SEEDS` names the one it takes.
+SEED_FLAGS = {"seeds": 5, "ablation_seeds": 2}
+
+
+def _run_default(name):
+    """RunConfig's default of setting `name`: the one place defaults are written."""
+    return next(item.default for item in dataclasses.fields(RunConfig) if item.name == name)
 
 
 @dataclass(frozen=True)
@@ -22,10 +31,10 @@ class Settings:
     """What every study shares."""
 
     out: str = "results"  # results directory; runs go to <out>/runs, models to <out>/models
-    data: str = "auto"  # as train.py --data
-    epochs: int = 10  # epochs per run (the paper states none)
-    seeds: int = 5  # seeds 0 .. seeds-1
-    hidden: tuple[int, ...] = (300,)  # hidden widths (the paper's 300)
+    data: str = _run_default("data")  # as train.py --data
+    epochs: int = _run_default("epochs")  # epochs per run (the paper states none)
+    seeds: int = SEED_FLAGS["seeds"]  # seeds 0 .. seeds-1
+    hidden: tuple[int, ...] = _run_default("hidden")  # hidden widths (the paper's 300)
 
     @property
     def runs_dir(self) -> Path:
@@ -91,25 +100,4 @@ def settings_from_record(out, values: dict) -> Settings:
         epochs=int(values["epochs"]),
         seeds=int(values["seeds"]),
         hidden=tuple(int(width) for width in values["hidden"]),
-    )
-
-
-def infer_settings(out, runs) -> Settings | None:
-    """Legacy only: the settings of a results directory written before `requested.json`,
-    taken from its runs (the most common data, epochs and first width; seeds up to the
-    largest seed found). None when no run is readable."""
-    configs = [run.config for run in runs if not run.problem and run.config.get("hidden")]
-    if not configs:
-        return None
-
-    def most_common(values):
-        values = list(values)
-        return max(set(values), key=values.count)
-
-    return Settings(
-        out=str(out),
-        data=most_common(str(c.get("data")) for c in configs),
-        epochs=int(most_common(int(c.get("epochs", 0)) for c in configs)),
-        seeds=1 + max(int(c.get("seed", 0)) for c in configs),
-        hidden=(int(most_common(int(c["hidden"][0]) for c in configs)),),
     )

@@ -7,7 +7,6 @@ prints the same rule text (`VERDICT_RULES`).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from keras_bnreg import paper
 
@@ -53,6 +52,8 @@ def confidence_half_width(values) -> float | None:
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return None
+    from scipy import stats as scipy_stats  # a slow import: not at `reproduce.py --help`
+
     t = float(scipy_stats.t.ppf(0.975, len(values) - 1))
     return float(t * np.std(values, ddof=1) / np.sqrt(len(values)))
 
@@ -135,6 +136,8 @@ def trend_verdict(slopes, smallest_effect: float) -> dict:
 def seeds_to_decide(spread: float, margin: float) -> int | None:
     """The fewest seeds n whose 95% half width `t_{0.975, n-1} * spread / sqrt(n)` is below
     `margin`; None when more than MOST_SEEDS would be needed."""
+    from scipy import stats as scipy_stats  # a slow import: not at `reproduce.py --help`
+
     for n in range(2, MOST_SEEDS + 1):
         if float(scipy_stats.t.ppf(0.975, n - 1)) * spread / np.sqrt(n) < margin:
             return n

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bnreg import paper, plots, render
+from keras_bnreg import paper, render
 from keras_bnreg.studies import stats
 
 NAME = "table1"
 DESCRIPTION = "Table I: amplitude 2..6"
+IN_ALL = True
+SEEDS = "seeds"
+USES = ()
+FIGURES = ("table1.png",)
 ROLE = {"group": "amplitude sweep"}
 
 # (label, run -> number, paper column, derived from another row by arithmetic)
@@ -43,7 +47,13 @@ def paper_column(column: str) -> dict:
     return {a: row[key] * scale for a, row in paper.TABLE1.items()}
 
 
-def analyse(runs) -> list[dict]:
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`table1`: one row per amplitude; `table1_slopes`: the slope rows (`slope_rows`)."""
+    runs = [r for r in runs if r.study == NAME]
+    return {"table1": amplitude_rows(runs), "table1_slopes": slope_rows(runs)}
+
+
+def amplitude_rows(runs) -> list[dict]:
     """One row per amplitude: measured means with 95% CIs beside the paper's row."""
     rows = []
     for row in stats.aggregate(runs, "amplitude"):
@@ -157,16 +167,17 @@ def markdown(rows) -> str:
 
 
 def section(runs, out) -> tuple[str, list[Path]]:
-    """Write table1.csv/.md/.png and slopes1.csv; return the report section and the files."""
+    """Write table1.csv/.md/.png and table1_slopes.csv/.md; return the report section and
+    the files."""
     runs = [r for r in runs if r.study == NAME]
     if not runs:
         return "", []
     out = Path(out)
-    rows = analyse(runs)
-    slopes = slope_rows(runs)
+    tables = analyse(runs, out)
+    rows, slopes = tables["table1"], tables["table1_slopes"]
     written = render.write_table(out, "table1", rows, markdown(rows))
     written += render.write_table(out, "table1_slopes", slopes, slope_markdown(slopes))
-    plots.plot_table1(rows, out / "table1.png", render.caption(runs))
+    plot_table1(rows, out / "table1.png", render.caption(runs))
     written.append(out / "table1.png")
     text = [
         "## Table I: data amplitude 2..6",
@@ -188,3 +199,48 @@ def section(runs, out) -> tuple[str, list[Path]]:
         slope_markdown(slopes),
     ]
     return "\n".join(text), written
+
+
+def plot_table1(rows, path, caption=""):
+    """Table I (log-log): measured norms and alpha beside the paper's, normalised to the
+    first amplitude (top: slopes compare by eye) and as values (bottom: magnitudes)."""
+    from keras_bnreg import plots  # matplotlib only when a figure is drawn
+
+    plots.require(rows, ["amplitude", "l1_mean", "l2_mean", "alpha_mean", "paper_l1", "paper_l2"])
+    x = plots.series(rows, "amplitude")
+    columns = [
+        (
+            "L1",
+            [
+                ("l1", "L1 of w (raw)", plots.RAW),
+                ("l1_bn", "L1 of w_bn (effective)", plots.EFFECTIVE),
+            ],
+            plots.series(rows, "paper_l1"),
+        ),
+        (
+            "L2",
+            [
+                ("l2", "L2 of w (raw)", plots.RAW),
+                ("l2_bn", "L2 of w_bn (effective)", plots.EFFECTIVE),
+            ],
+            plots.series(rows, "paper_l2"),
+        ),
+        (
+            "alpha",
+            [
+                ("alpha", "alpha = sqrt(w^T R w)", plots.RAW),
+                ("alpha_centered", "alpha, centred", plots.EFFECTIVE),
+                ("alpha_moving", "alpha, BN moving statistics", plots.OTHER),
+            ],
+            plots.series(rows, "paper_alpha_1e8") * 1e-8,
+        ),
+    ]
+    plots.table_figure(
+        x,
+        rows,
+        columns,
+        "data amplitude A (pixels = image / 255 x A)",
+        "Table I: mean over the hidden nodes against amplitude (paper's alpha read x 1e-8)",
+        caption,
+        path,
+    )

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bnreg import paper, plots, render
+from keras_bnreg import paper, render
 from keras_bnreg.studies import stats, table1
-from keras_bnreg.theory.forms import bn_noise_penalty_equal_eigenvalues
 
 NAME = "table2"
 DESCRIPTION = "Table II: SNR 100, 10, 1, 0.5 at amplitude 1"
+IN_ALL = True
+SEEDS = "seeds"
+USES = ()
+FIGURES = ("table2.png",)
 ROLE = {"group": "snr sweep"}
 
 QUANTITIES = [q for q in table1.QUANTITIES if q[2] in ("l1", "l2")]
@@ -38,6 +41,8 @@ def noise_term_predictions(run) -> dict:
       clean R set equal to their mean `lambda` (the paper's assumption); `lambda + sigma^2`
       is the measured mean eigenvalue of the noisy inputs' R_n (`r_mean_eigenvalue`).
     """
+    from keras_bnreg.theory.forms import bn_noise_penalty_equal_eigenvalues  # SciPy: lazily
+
     sigma = float(run.summary["data"]["noise_sigma"])
     nodes = run.nodes
     # Eq. 18 per node is Eq. 19 with lambda = the clean R's Rayleigh quotient along w_j, here
@@ -54,7 +59,13 @@ def noise_term_predictions(run) -> dict:
     }
 
 
-def analyse(runs) -> list[dict]:
+def analyse(runs, out) -> dict[str, list[dict]]:
+    """`table2`: one row per SNR; `table2_slopes`: the slope rows (`slope_rows`)."""
+    runs = [r for r in runs if r.study == NAME]
+    return {"table2": snr_rows(runs), "table2_slopes": slope_rows(runs)}
+
+
+def snr_rows(runs) -> list[dict]:
     """One row per SNR: measured means with 95% CIs, the paper's row, the noise terms."""
     rows = []
     for row in stats.aggregate(runs, "snr"):
@@ -119,11 +130,11 @@ def section(runs, out) -> tuple[str, list[Path]]:
     if not runs:
         return "", []
     out = Path(out)
-    rows = analyse(runs)
-    slopes = slope_rows(runs)
+    tables = analyse(runs, out)
+    rows, slopes = tables["table2"], tables["table2_slopes"]
     written = render.write_table(out, "table2", rows, markdown(rows))
     written += render.write_table(out, "table2_slopes", slopes, table1.slope_markdown(slopes))
-    plots.plot_table2(rows, out / "table2.png", render.caption(runs))
+    plot_table2(rows, out / "table2.png", render.caption(runs))
     written.append(out / "table2.png")
     text = [
         "## Table II: additive Gaussian noise by SNR (amplitude 1)",
@@ -143,3 +154,43 @@ def section(runs, out) -> tuple[str, list[Path]]:
         table1.slope_markdown(slopes),
     ]
     return "\n".join(text), written
+
+
+def plot_table2(rows, path, caption=""):
+    """Table II: norms against SNR beside the paper's (normalised and as values)."""
+    from keras_bnreg import plots  # matplotlib only when a figure is drawn
+
+    plots.require(rows, ["snr", "l1_mean", "l2_mean", "paper_l1", "paper_l2"])
+    x = plots.series(rows, "snr")
+    columns = [
+        (
+            name.upper(),
+            [
+                (name, f"{name.upper()} of w (raw)", plots.RAW),
+                (f"{name}_bn", f"{name.upper()} of w_bn (effective)", plots.EFFECTIVE),
+            ],
+            plots.series(rows, f"paper_{name}"),
+        )
+        for name in ("l1", "l2")
+    ]
+    predictions = [c for c in rows[0] if c.startswith("pred_")]
+    figure, axes = plots.table_figure(
+        x,
+        rows,
+        columns,
+        "signal-to-noise ratio",
+        "Table II: mean over the hidden nodes against SNR (amplitude 1)",
+        caption,
+        path,
+        extra=1,
+    )
+    axis = axes[0, -1]
+    for column, style in zip(predictions, ("o-", "s--", "^:")):
+        axis.plot(x, plots.series(rows, column), style, label=column.removeprefix("pred_"))
+    plots.log_ticks(axis, x)
+    axis.set(yscale="log", xlabel="signal-to-noise ratio")
+    axis.set_title("noise term of the squared error (Eq. 16-19)", fontsize=10)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    axes[1, -1].axis("off")
+    plots.save(figure, path)

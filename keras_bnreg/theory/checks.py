@@ -80,7 +80,7 @@ def mnist_inputs(path=None):
         raise ValueError(f"path must be an MNIST IDX image file. Received: {error}") from None
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"path must hold 28 x 28 images. Received: {path} (shape {images.shape})")
-    return images.reshape(len(images), 784) / 255.0, f"{len(images)} digits from {path}"
+    return images.reshape(len(images), 784) / 255.0, f"{len(images)} digits from {path.name}"
 
 
 def _checks_eq1_eq2(digits, rng):
