@@ -115,3 +115,82 @@ def probe(name, *args, cwd=ROOT, env=None, timeout=180) -> subprocess.CompletedP
         text=True,
         timeout=timeout,
     )
+
+
+# The monitor's tests: small inputs, models with BN in every layout, and comparisons.
+MONITOR_RNG = np.random.default_rng(0)
+IMAGES = MONITOR_RNG.integers(0, 256, size=(40, 12, 12, 2)).astype("float32")
+VECTORS = MONITOR_RNG.integers(0, 256, size=(64, 20)).astype("float32")
+LABELS = np.arange(len(IMAGES)) % 3
+# Measured over an epoch (the effective step): NaN in a single measurement.
+STEP = ("angular_update", "effective_lr")
+
+
+def as_numpy(value):
+    """A tensor's or variable's value as float64 NumPy, on every backend."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.copy(value)), dtype=np.float64)
+
+
+def randomize_batchnorm(model, seed=1):
+    """Non-trivial gamma, beta and moving statistics in every BN layer."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 2, n))
+            layer.beta.assign(rng.normal(size=n))
+            layer.moving_mean.assign(rng.normal(size=n))
+            layer.moving_variance.assign(rng.uniform(0.2, 3, n))
+    return model
+
+
+def bn_cnn(padding, strides, dilation=1, bn=None):
+    """Rescaling -> conv1+BN -> ReLU -> conv2+BN -> pooling -> dense+BN on `IMAGES`: one
+    fixed-input layer (patch moments) and two streamed ones."""
+    import keras
+
+    bn = bn or keras.layers.BatchNormalization
+    inputs = keras.Input((12, 12, 2))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(
+        3, 3, strides=strides, padding=padding, dilation_rate=dilation, name="conv1"
+    )(x)
+    x = bn(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(4, (2, 3), padding="same", name="conv2")(x)
+    x = bn(name="bn2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(5, name="dense")(x)
+    x = bn(name="bn3")(x)
+    return randomize_batchnorm(keras.Model(inputs, x))
+
+
+def bn_classifier():
+    """A trainable 3-class CNN on `IMAGES` (softmax in float32, as mixed precision wants)."""
+    import keras
+
+    inputs = keras.Input((12, 12, 2))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, name="conv")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.Conv2D(5, 3, strides=2, name="conv2")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    x = keras.layers.BatchNormalization(dtype="float32")(x)
+    return keras.Model(inputs, keras.layers.Softmax(dtype="float32")(x))
+
+
+def assert_same_columns(tables, reference, rtol=1e-5, skip=()):
+    """Every layer and column of `reference` (but `skip`) equal in `tables`."""
+    assert list(tables) == list(reference)
+    for name, table in reference.items():
+        for column, values in table.items():
+            if column in skip:
+                continue
+            np.testing.assert_allclose(
+                tables[name][column], values, rtol=rtol, atol=1e-9, err_msg=f"{name}.{column}"
+            )

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 # The monitor's correctness tests, as run under TensorFlow.
 SUITE = [

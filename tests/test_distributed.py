@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 SCRIPT = r"""
 import json, sys
@@ -20,11 +20,12 @@ import keras
 import numpy as np
 
 sys.path.insert(0, sys.argv[1])
-from test_inputs import STEP
-from test_precision import IMAGES, LABELS, LEARNING_RATE, network
+from helpers import IMAGES, LABELS, STEP
+from helpers import bn_classifier as network
 
 from keras_bnreg import RegularizationMonitor, measure_model
 
+LEARNING_RATE = 0.05
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 keras.utils.set_random_seed(0)
 with strategy.scope():

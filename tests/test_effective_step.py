@@ -8,7 +8,7 @@ gradient orthogonal to each node's weights.
 import keras
 import numpy as np
 import pytest
-from test_pairs import numpy
+from helpers import as_numpy as numpy
 
 from keras_bnreg import RegularizationMonitor, experiment, files, measures
 from keras_bnreg.config import RunConfig

@@ -9,36 +9,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_pairs import IMAGES, cnn
+from helpers import IMAGES, LABELS, STEP, assert_same_columns, bn_classifier, bn_cnn
 
 from keras_bnreg import RegularizationMonitor, measure_model
 from keras_bnreg.inputs import TrainingInputs
 
-LABELS = np.arange(len(IMAGES)) % 3
-
 
 @pytest.fixture(scope="module")
 def model():
-    return cnn("same", 2)
+    return bn_cnn("same", 2)
 
 
 @pytest.fixture(scope="module")
 def reference(model):
     return measure_model(model, IMAGES, chunk_size=7)
-
-
-STEP = ("angular_update", "effective_lr")  # measured over an epoch: NaN in measure_model
-
-
-def assert_same_columns(tables, reference, rtol=1e-5, skip=()):
-    assert list(tables) == list(reference)
-    for name, table in reference.items():
-        for column, values in table.items():
-            if column in skip:
-                continue
-            np.testing.assert_allclose(
-                tables[name][column], values, rtol=rtol, atol=1e-9, err_msg=f"{name}.{column}"
-            )
 
 
 class Batches(keras.utils.PyDataset):
@@ -109,22 +93,13 @@ def fit(model, data, callbacks, epochs=2):
     return model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks)
 
 
-def classifier():
-    inputs = keras.Input((12, 12, 2))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(3, 3, name="conv")(x)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-    x = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(x))
-    return keras.Model(inputs, keras.layers.Softmax()(keras.layers.BatchNormalization()(x)))
-
-
 def test_the_monitor_leaves_fits_shuffled_dataset_as_it_was():
     """Reading a seeded shuffling dataset again would draw fit's next order: the monitor
     reads a copy without the shuffle, so training is bit for bit the same."""
 
     def train(with_monitor):
         keras.utils.set_random_seed(0)
-        model = classifier()
+        model = bn_classifier()
         data = tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).shuffle(40, seed=2).batch(8)
         monitor = RegularizationMonitor(data, max_samples=1000)
         history = fit(model, data, [monitor] if with_monitor else [], epochs=3)
@@ -140,7 +115,7 @@ def test_the_monitor_leaves_fits_shuffled_dataset_as_it_was():
 
 def test_a_generator_is_read_once_and_its_inputs_kept():
     keras.utils.set_random_seed(0)
-    model = classifier()
+    model = bn_classifier()
     monitor = RegularizationMonitor(batches(8))
     fit(model, tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).batch(8), [monitor])
     assert [record["epoch"] for record in monitor.records] == [1, 2]

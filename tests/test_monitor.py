@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from test_pairs import numpy
+from helpers import as_numpy as numpy
 
 from keras_bnreg import RegularizationMonitor, build_mlp, dense_bn_pairs, measures
 from keras_bnreg.theory.forms import regularization_rate

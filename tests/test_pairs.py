@@ -10,31 +10,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from helpers import IMAGES, VECTORS, bn_cnn, randomize_batchnorm
+from helpers import as_numpy as numpy
 
 from keras_bnreg import InspectableBatchNormalization, RegularizationMonitor, measure_model, pairs
 from keras_bnreg.measures import conv_patches
-
-RNG = np.random.default_rng(0)
-IMAGES = RNG.integers(0, 256, size=(40, 12, 12, 2)).astype("float32")
-VECTORS = RNG.integers(0, 256, size=(64, 20)).astype("float32")
-
-
-def numpy(value):
-    """A tensor's or variable's value as float64 NumPy, on every backend."""
-    return np.asarray(keras.ops.convert_to_numpy(keras.ops.copy(value)), dtype=np.float64)
-
-
-def randomize_batchnorm(model, seed=1):
-    """Non-trivial gamma, beta and moving statistics in every BN layer."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 2, n))
-            layer.beta.assign(rng.normal(size=n))
-            layer.moving_mean.assign(rng.normal(size=n))
-            layer.moving_variance.assign(rng.uniform(0.2, 3, n))
-    return model
 
 
 def expected_columns(model, layer, bn, x):
@@ -73,20 +53,8 @@ def assert_tables_match(model, tables, x, names):
             )
 
 
-def cnn(padding, strides, dilation=1, bn=keras.layers.BatchNormalization):
-    inputs = keras.Input((12, 12, 2))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(
-        3, 3, strides=strides, padding=padding, dilation_rate=dilation, name="conv1"
-    )(x)
-    x = bn(name="bn1")(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Conv2D(4, (2, 3), padding="same", name="conv2")(x)
-    x = bn(name="bn2")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(5, name="dense")(x)
-    x = bn(name="bn3")(x)
-    return randomize_batchnorm(keras.Model(inputs, x))
+def cnn(padding, strides, dilation=1, bn=None):
+    return bn_cnn(padding, strides, dilation, bn)
 
 
 @pytest.mark.parametrize(

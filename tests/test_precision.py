@@ -4,25 +4,12 @@ through a `LossScaleOptimizer`, and leaves the model's policies as they were."""
 import keras
 import numpy as np
 import pytest
-from test_inputs import STEP, assert_same_columns
-from test_pairs import IMAGES, numpy
+from helpers import IMAGES, LABELS, STEP, assert_same_columns, bn_classifier
+from helpers import as_numpy as numpy
 
 from keras_bnreg import RegularizationMonitor, measure_model
 
-LABELS = np.arange(len(IMAGES)) % 3
 LEARNING_RATE = 0.05
-
-
-def network():
-    inputs = keras.Input((12, 12, 2))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(4, 3, name="conv")(x)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-    x = keras.layers.Conv2D(5, 3, strides=2, name="conv2")(x)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-    x = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(x))
-    x = keras.layers.BatchNormalization(dtype="float32")(x)
-    return keras.Model(inputs, keras.layers.Softmax(dtype="float32")(x))
 
 
 def under_policy(policy, build):
@@ -39,7 +26,7 @@ def test_mixed_precision_is_measured_in_float32(policy):
     keras.utils.set_random_seed(0)
 
     def compiled():
-        model = network()
+        model = bn_classifier()
         model.compile(keras.optimizers.SGD(LEARNING_RATE), "sparse_categorical_crossentropy")
         return model
 
@@ -50,7 +37,7 @@ def test_mixed_precision_is_measured_in_float32(policy):
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     # Half-precision outputs hold 3 (float16) or 2 (bfloat16) digits: rtol 1e-6 needs float32.
-    twin = network()
+    twin = bn_classifier()
     twin.set_weights(model.get_weights())
     assert_same_columns(monitor.latest, measure_model(twin, IMAGES), rtol=1e-6, skip=STEP)
     assert [layer.dtype_policy.name for layer in model.layers[2:4]] == [policy, policy]
@@ -68,7 +55,7 @@ def test_passes_compute_in_float32_and_restore_the_policy(policy):
     def dtype(probe):  # a probe's traced function keeps the dtypes of its first call
         return keras.backend.standardize_dtype(probe.predict_on_batch(IMAGES).dtype)
 
-    model = under_policy(policy, network)
+    model = under_policy(policy, bn_classifier)
     assert dtype(keras.Model(model.input, model.get_layer("conv2").output)) == policy[6:]
     probe = keras.Model(model.input, model.get_layer("conv2").output)
     with computing_in_float32(probe):
