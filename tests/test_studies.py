@@ -62,6 +62,7 @@ def test_the_plan_of_all_runs_every_run_once_with_each_studys_seeds():
         "readings",
         "identity",
         "claims",
+        "effective_step",
     ]
     names = [config.name for config in planned.configs]
     assert len(names) == len(set(names)) == 110
@@ -115,7 +116,7 @@ def test_a_new_study_is_one_file_and_one_registry_line(tmp_path, small_npz):
     shown = " ".join(reproduce_py("--help").stdout.split())
     assert "throwaway (a study the tests add and remove)" in shown
     assert "seeds per setting of table1, table2, cnn and throwaway" in shown
-    assert "identity, claims and throwaway, then the report" in shown  # what all runs
+    assert "and throwaway, then the report" in shown  # what all runs
     listed = reproduce_py("all", "--plan", "--seeds", 1).stdout
     assert "throwaway: reads 1 runs" in listed and "  throwaway_seed0 (throwaway)" in listed
     assert "cnn" not in listed  # IN_ALL False

@@ -47,6 +47,7 @@ REGISTRY = (
     "readings",
     "identity",
     "claims",
+    "effective_step",
     "cnn",
 )
 
